@@ -1,0 +1,144 @@
+package pool
+
+import (
+	"fmt"
+	"iter"
+)
+
+// FallbackConfig says when a failed request moves on to the next provider and
+// how many providers it may try. The zero value never falls back.
+type FallbackConfig struct {
+	// Enabled turns fallback on. Without it, the other fields have no effect
+	// on ShouldFallbackOnStatus and ShouldFallbackOnRateLimit.
+	Enabled bool `json:"enabled"`
+
+	// OnStatus lists the upstream statuses that move on to the next provider.
+	// A pattern of 1 to 5 matches a whole class (5: 500-599), 10 to 59 a
+	// decade (50: 500-509), and 100 to 599 that exact status.
+	OnStatus []int `json:"on_status"`
+
+	// OnRateLimit moves on when a provider's own rate limiter refuses.
+	OnRateLimit bool `json:"on_rate_limit"`
+
+	// WithReplacement lets the weighted_random walk pick a provider again
+	// after it was tried. The priority strategy ignores it and always moves
+	// down the list.
+	WithReplacement bool `json:"with_replacement"`
+
+	// MaxAttempts caps the providers tried for one request. 0: one attempt
+	// per provider. Negative values are an error.
+	MaxAttempts int `json:"max_attempts,omitempty"`
+}
+
+// ShouldFallbackOnStatus reports whether an upstream answer with status
+// should move on to the next provider. It is false unless Enabled.
+func (f FallbackConfig) ShouldFallbackOnStatus(status int) bool {
+	if !f.Enabled {
+		return false
+	}
+	for _, pattern := range f.OnStatus {
+		switch {
+		case pattern < 10:
+			if status/100 == pattern {
+				return true
+			}
+		case pattern < 100:
+			if status/10 == pattern {
+				return true
+			}
+		default:
+			if status == pattern {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// validate checks the config; its errors start with the JSON field so that
+// callers can prefix the place.
+func (f FallbackConfig) validate() error {
+	if f.MaxAttempts < 0 {
+		return fmt.Errorf("max_attempts: %d is negative; want 0 (one attempt per provider) or more", f.MaxAttempts)
+	}
+	for i, pattern := range f.OnStatus {
+		if !(pattern >= 1 && pattern <= 5 || pattern >= 10 && pattern <= 59 || pattern >= 100 && pattern <= 599) {
+			return fmt.Errorf("on_status[%d]: %d matches no HTTP status; want a class 1-5, a decade 10-59 or a status 100-599", i, pattern)
+		}
+	}
+	return nil
+}
+
+// SelectIter walks a pool's providers for one request, lazily: each Next
+// makes a fresh selection with the counts of that moment, so a fallback sees
+// the load as it is when it happens. A SelectIter is single-use and is not
+// safe for simultaneous use by multiple goroutines.
+//
+// It yields at most FallbackConfig.MaxAttempts selections (0: as many as the
+// pool has providers). The priority strategy never yields a provider twice;
+// weighted_random does not either, unless WithReplacement is set. The walk
+// ends early, for good, once no provider is eligible.
+type SelectIter struct {
+	pool     *ProviderPool
+	excluded bitset
+	left     int  // attempts left
+	replace  bool // weighted_random may yield a provider again
+}
+
+// SelectIter returns a new walk over the pool for one request.
+func (p *ProviderPool) SelectIter() *SelectIter {
+	it := p.newSelectIter()
+	return &it
+}
+
+// newSelectIter returns the walk by value, so that Attempts need not allocate
+// it.
+func (p *ProviderPool) newSelectIter() SelectIter {
+	if p == nil {
+		return SelectIter{}
+	}
+	left := len(p.entries)
+	if p.hasFallback && p.fallback.MaxAttempts > 0 {
+		left = p.fallback.MaxAttempts
+	}
+	return SelectIter{
+		pool:    p,
+		left:    left,
+		replace: p.hasFallback && p.fallback.WithReplacement && p.strategy == WeightedRandom,
+	}
+}
+
+// Next returns the next selection and true, or false when the walk is over.
+// The caller owns the selection and must close it, whether or not it asks for
+// another.
+func (it *SelectIter) Next() (Selection, bool) {
+	if it.left <= 0 {
+		return Selection{}, false
+	}
+	it.left--
+	sel, ok := it.pool.selectExcluding(&it.excluded)
+	if !ok {
+		it.left = 0
+		return Selection{}, false
+	}
+	if !it.replace {
+		it.excluded.add(sel.Index)
+	}
+	return sel, true
+}
+
+// Attempts returns the same lazy walk as SelectIter, for a range loop. Each
+// loop over it is a fresh walk for one request. Each selection it yields belongs to the loop
+// body, which must close it; a selection kept when the loop breaks is still
+// the caller's to close.
+func (p *ProviderPool) Attempts() iter.Seq[Selection] {
+	return func(yield func(Selection) bool) {
+		it := p.newSelectIter()
+		for {
+			sel, ok := it.Next()
+			if !ok || !yield(sel) {
+				return
+			}
+		}
+	}
+}

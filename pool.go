@@ -1,0 +1,383 @@
+// Package pool balances requests over pools of upstream LLM providers, a Go
+// port of the load balancer of the Rust crate onwards.
+package pool
+
+import (
+	"errors"
+	"fmt"
+	"math/bits"
+	"math/rand/v2"
+	"slices"
+)
+
+// ProviderPool is the set of providers behind one model alias, with the
+// pool-level settings that onwards attaches to it: keys, limits, fallback,
+// strategy, trust and routing rules.
+//
+// A ProviderPool is immutable once built, except for the in-flight counters
+// that AdoptProviderState takes over, and is safe for simultaneous use by
+// multiple goroutines. The zero value is an empty pool that selects nothing.
+type ProviderPool struct {
+	// The following fields are immutable after NewProviderPool.
+	providers   []*Provider
+	entries     []entry // the hot-path view of providers, same order
+	keys        *KeySet
+	rateLimiter RateLimiter
+	concurrency *ConcurrencyLimiter
+	fallback    FallbackConfig
+	hasFallback bool
+	strategy    LoadBalanceStrategy
+	trusted     bool
+	rules       []RoutingRule
+}
+
+// entry is what selection reads of a provider, laid out contiguously so that
+// the scan touches one slice and the providers' counters.
+type entry struct {
+	lim    *ConcurrencyLimiter // &provider.limiter; its counter may be adopted
+	target *Target
+	weight uint64
+	max    int64 // the concurrency limit, or math.MaxInt64 for none
+}
+
+// Option configures a ProviderPool built by NewProviderPool. When an option
+// is given more than once, the last one wins.
+type Option func(*ProviderPool)
+
+// WithKeys sets the API keys allowed to call the pool. Nil or an empty set:
+// the pool has no keys and anyone may call it.
+func WithKeys(keys *KeySet) Option {
+	return func(p *ProviderPool) { p.keys = keys }
+}
+
+// WithRateLimiter sets a rate limit shared by every request to the pool.
+// Nil: none.
+func WithRateLimiter(l RateLimiter) Option {
+	return func(p *ProviderPool) { p.rateLimiter = l }
+}
+
+// WithConcurrencyLimiter sets a limit on the requests in flight to the pool
+// as a whole. Nil: none. AdoptProviderState carries its counter across
+// reloads.
+func WithConcurrencyLimiter(l *ConcurrencyLimiter) Option {
+	return func(p *ProviderPool) { p.concurrency = l }
+}
+
+// WithFallback sets when and how far a failed request falls back to other
+// providers. Without it the pool never falls back, and SelectIter yields
+// each provider once.
+func WithFallback(f FallbackConfig) Option {
+	return func(p *ProviderPool) {
+		f.OnStatus = slices.Clone(f.OnStatus)
+		p.fallback, p.hasFallback = f, true
+	}
+}
+
+// WithStrategy sets the load-balancing strategy. The default is
+// WeightedRandom.
+func WithStrategy(s LoadBalanceStrategy) Option {
+	return func(p *ProviderPool) { p.strategy = s }
+}
+
+// WithTrusted marks the pool as trusted: a proxy in strict mode may then
+// pass its error responses through unsanitized. The default is false. This
+// package keeps the setting for the caller and does not act on it.
+func WithTrusted(trusted bool) Option {
+	return func(p *ProviderPool) { p.trusted = trusted }
+}
+
+// WithRoutingRules sets the rules evaluated, in order, against the labels
+// of the caller's API key. The pool keeps its own copy.
+func WithRoutingRules(rules ...RoutingRule) Option {
+	return func(p *ProviderPool) { p.rules = cloneRules(rules) }
+}
+
+// NewProviderPool returns a pool of providers, in the order given, which is
+// the order of the priority strategy and of Selection.Index. An empty list
+// gives a pool that selects nothing.
+//
+// Every problem with the providers or options is reported, together, in one
+// error that names where each one is: a nil provider or target, a target
+// without an http(s) URL, a negative concurrency limit, a negative
+// MaxAttempts or an on_status pattern that matches no status, an undefined
+// strategy, or a routing action other than a deny or a redirect to an alias.
+func NewProviderPool(providers []*Provider, opts ...Option) (*ProviderPool, error) {
+	p := new(ProviderPool)
+	var errs []error
+	for i, opt := range opts {
+		if opt == nil {
+			errs = append(errs, fmt.Errorf("pool: options[%d] is nil", i))
+			continue
+		}
+		opt(p)
+	}
+	p.providers = slices.Clone(providers)
+	p.entries = make([]entry, len(providers))
+	for i, pr := range providers {
+		if err := checkProvider(pr); err != nil {
+			errs = append(errs, fmt.Errorf("pool: providers[%d]%w", i, err))
+			continue
+		}
+		pr.limiter.counter() // install it now, not on the hot path
+		p.entries[i] = entry{lim: &pr.limiter, target: pr.Target, weight: uint64(pr.Weight), max: pr.limiter.max()}
+	}
+	if !p.strategy.valid() {
+		errs = append(errs, fmt.Errorf("pool: strategy: %v is not defined; want WeightedRandom or Priority", p.strategy))
+	}
+	if p.hasFallback {
+		if err := p.fallback.validate(); err != nil {
+			errs = append(errs, fmt.Errorf("pool: fallback.%w", err))
+		}
+	}
+	if p.concurrency != nil && p.concurrency.limited && p.concurrency.limit < 0 {
+		errs = append(errs, fmt.Errorf("pool: concurrency_limit: %d is negative; want 0 or more", p.concurrency.limit))
+	}
+	for i, r := range p.rules {
+		if err := r.Action.validate(); err != nil {
+			errs = append(errs, fmt.Errorf("pool: routing_rules[%d].%w", i, err))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// checkProvider validates one provider; its errors start with the field
+// after the provider's place (".target: ..." or ": ...").
+func checkProvider(pr *Provider) error {
+	switch {
+	case pr == nil:
+		return errors.New(": provider is nil")
+	case pr.Target == nil:
+		return errors.New(".target: target is nil; build one with NewTarget")
+	case pr.Target.URL == nil:
+		return errors.New(".target.url: target has no URL; build targets with NewTarget")
+	case pr.Target.URL.Scheme != "http" && pr.Target.URL.Scheme != "https" || pr.Target.URL.Host == "":
+		return fmt.Errorf(".target.url: %q is not an absolute http(s) URL", pr.Target.URL.Redacted())
+	case pr.limiter.limited && pr.limiter.limit < 0:
+		return fmt.Errorf(".concurrency_limit: %d is negative; want 0 or more", pr.limiter.limit)
+	}
+	return nil
+}
+
+// NewSingleProviderPool returns a pool of one provider without a
+// concurrency limit.
+func NewSingleProviderPool(target *Target, weight uint32) (*ProviderPool, error) {
+	return NewProviderPool([]*Provider{NewProvider(target, weight)})
+}
+
+// Selection is one provider picked for one request, and the guard that
+// counts the request against it until closed.
+type Selection struct {
+	// Index is the provider's position in Providers().
+	Index int
+	// Target is where to send the request.
+	Target *Target
+	// Guard holds the provider's slot; close it when the response is done.
+	Guard *ConcurrencyGuard
+}
+
+// Close releases the selection's slot; see [ConcurrencyGuard.Close]. It is
+// safe to call more than once, and on the zero Selection.
+func (s Selection) Close() error {
+	return s.Guard.Close()
+}
+
+// Select picks a provider for one request and takes a slot on it. It returns
+// false when the pool is empty or every eligible provider is at its
+// concurrency limit. The caller must close the selection when the response
+// is done.
+//
+// Under WeightedRandom it picks the lowest in-flight/weight, comparing the
+// ratios exactly, and breaks ties at random in proportion to weight;
+// providers of weight 0 are never picked. Under Priority it picks the first
+// provider with room. Select takes no lock.
+func (p *ProviderPool) Select() (Selection, bool) {
+	return p.selectExcluding(nil)
+}
+
+// selectExcluding picks a provider outside ex (nil: none excluded).
+func (p *ProviderPool) selectExcluding(ex *bitset) (Selection, bool) {
+	if p == nil {
+		return Selection{}, false
+	}
+	if p.strategy == Priority {
+		return p.selectPriority(ex)
+	}
+	for {
+		i := p.leastLoaded(ex)
+		if i < 0 {
+			return Selection{}, false
+		}
+		e := &p.entries[i]
+		if g, ok := e.lim.TryAcquire(); ok {
+			return Selection{Index: i, Target: e.target, Guard: g}, true
+		}
+		// The provider filled up between the scan and the acquire: choose
+		// again without it. Rare, so the copy is no burden.
+		ex = ex.with(i)
+	}
+}
+
+// selectPriority takes the first provider outside ex that has room.
+func (p *ProviderPool) selectPriority(ex *bitset) (Selection, bool) {
+	for i := range p.entries {
+		if ex.has(i) {
+			continue
+		}
+		e := &p.entries[i]
+		if g, ok := e.lim.TryAcquire(); ok {
+			return Selection{Index: i, Target: e.target, Guard: g}, true
+		}
+	}
+	return Selection{}, false
+}
+
+// leastLoaded returns the index of the provider outside ex with the lowest
+// in-flight/weight among those with room and a weight above 0, ties broken
+// at random in proportion to weight; or -1 if there is none.
+//
+// It is one pass with no allocation: scores are compared exactly by
+// cross-multiplying (a/w < b/v iff a*v < b*w, in 128 bits), and the tie-break
+// is a weighted reservoir sample: the k-th tied provider replaces the current
+// pick with probability w_k / (w_1 + ... + w_k), which leaves each tied
+// provider picked with probability w_i / sum(w).
+func (p *ProviderPool) leastLoaded(ex *bitset) int {
+	best := -1
+	var bestActive, bestWeight, tieWeight uint64
+	for i := range p.entries {
+		e := &p.entries[i]
+		if e.weight == 0 || ex.has(i) {
+			continue
+		}
+		n := e.lim.ctr.Load().n.Load()
+		if n >= e.max {
+			continue
+		}
+		active := uint64(n)
+		if best < 0 {
+			best, bestActive, bestWeight, tieWeight = i, active, e.weight, e.weight
+			continue
+		}
+		lhi, llo := bits.Mul64(active, bestWeight)
+		rhi, rlo := bits.Mul64(bestActive, e.weight)
+		switch {
+		case lhi < rhi || lhi == rhi && llo < rlo:
+			best, bestActive, bestWeight, tieWeight = i, active, e.weight, e.weight
+		case lhi == rhi && llo == rlo:
+			tieWeight += e.weight
+			if rand.Uint64N(tieWeight) < e.weight {
+				best, bestActive, bestWeight = i, active, e.weight
+			}
+		}
+	}
+	return best
+}
+
+// Providers returns the pool's providers in order. The slice is a copy; the
+// providers are the pool's own.
+func (p *ProviderPool) Providers() []*Provider {
+	return slices.Clone(p.providers)
+}
+
+// Len returns the number of providers.
+func (p *ProviderPool) Len() int { return len(p.providers) }
+
+// IsEmpty reports whether the pool has no providers.
+func (p *ProviderPool) IsEmpty() bool { return len(p.providers) == 0 }
+
+// FirstTarget returns the first provider's target, or nil for an empty pool.
+func (p *ProviderPool) FirstTarget() *Target {
+	if len(p.providers) == 0 {
+		return nil
+	}
+	return p.providers[0].Target
+}
+
+// Keys returns the API keys allowed to call the pool, or nil if it has none.
+func (p *ProviderPool) Keys() *KeySet {
+	if p.keys.Len() == 0 {
+		return nil
+	}
+	return p.keys
+}
+
+// RateLimiter returns the pool-level rate limiter, or nil.
+func (p *ProviderPool) RateLimiter() RateLimiter { return p.rateLimiter }
+
+// ConcurrencyLimiter returns the pool-level concurrency limiter, or nil.
+func (p *ProviderPool) ConcurrencyLimiter() *ConcurrencyLimiter { return p.concurrency }
+
+// Fallback returns the fallback config and true, or false if the pool was
+// built without WithFallback.
+func (p *ProviderPool) Fallback() (FallbackConfig, bool) {
+	f := p.fallback
+	f.OnStatus = slices.Clone(f.OnStatus)
+	return f, p.hasFallback
+}
+
+// FallbackEnabled reports whether the pool has a fallback config that is
+// enabled.
+func (p *ProviderPool) FallbackEnabled() bool { return p.hasFallback && p.fallback.Enabled }
+
+// ShouldFallbackOnStatus reports whether an upstream answer with status
+// should move on to the next provider; see
+// [FallbackConfig.ShouldFallbackOnStatus].
+func (p *ProviderPool) ShouldFallbackOnStatus(status int) bool {
+	return p.hasFallback && p.fallback.ShouldFallbackOnStatus(status)
+}
+
+// ShouldFallbackOnRateLimit reports whether a provider whose rate limiter
+// refuses should be skipped for the next one, rather than failing the
+// request with 429.
+func (p *ProviderPool) ShouldFallbackOnRateLimit() bool {
+	return p.hasFallback && p.fallback.Enabled && p.fallback.OnRateLimit
+}
+
+// Strategy returns the load-balancing strategy.
+func (p *ProviderPool) Strategy() LoadBalanceStrategy { return p.strategy }
+
+// IsTrusted reports whether the pool is marked trusted.
+func (p *ProviderPool) IsTrusted() bool { return p.trusted }
+
+// providerIdentity is what makes two providers of two configs the same
+// upstream, for AdoptProviderState.
+type providerIdentity struct {
+	url, key, model string
+}
+
+func identityOf(t *Target) providerIdentity {
+	return providerIdentity{url: t.URL.String(), key: t.UpstreamKey, model: t.UpstreamModel}
+}
+
+// AdoptProviderState makes p, a pool built from a reloaded config, take over
+// the live in-flight counters of old, the pool it replaces. Call it before p
+// serves requests.
+//
+// Each provider of p adopts the counter of the first provider of old with
+// the same URL, UpstreamKey and UpstreamModel; providers new to p keep
+// counting from zero, and providers gone from p are dropped. The pool-level
+// concurrency counter is adopted when both pools have one; p's limits apply.
+// Guards handed out by old then release into p's counters, so no count
+// drifts across the reload.
+func (p *ProviderPool) AdoptProviderState(old *ProviderPool) {
+	if old == nil || old == p {
+		return
+	}
+	live := make(map[providerIdentity]*ConcurrencyLimiter, len(old.providers))
+	for _, pr := range old.providers {
+		id := identityOf(pr.Target)
+		if _, dup := live[id]; !dup {
+			live[id] = &pr.limiter
+		}
+	}
+	for _, pr := range p.providers {
+		if l, ok := live[identityOf(pr.Target)]; ok {
+			pr.limiter.AdoptActiveCounter(l)
+		}
+	}
+	if p.concurrency != nil && old.concurrency != nil {
+		p.concurrency.AdoptActiveCounter(old.concurrency)
+	}
+}

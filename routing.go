@@ -1,0 +1,94 @@
+package pool
+
+import (
+	"fmt"
+	"maps"
+)
+
+// ActionType is what a matching routing rule does with a request.
+type ActionType string
+
+// The routing actions onwards defines.
+const (
+	// ActionDeny refuses the request (the proxy answers 403).
+	ActionDeny ActionType = "deny"
+	// ActionRedirect sends the request to the pool of another alias.
+	ActionRedirect ActionType = "redirect"
+)
+
+// RoutingAction is the action of a routing rule. In JSON it is
+// {"type":"deny"} or {"type":"redirect","target":"other-alias"}.
+type RoutingAction struct {
+	// Type is ActionDeny or ActionRedirect.
+	Type ActionType `json:"type"`
+	// Target is the alias to redirect to; set for ActionRedirect only.
+	Target string `json:"target,omitempty"`
+}
+
+// RoutingRule applies Action to requests whose API key carries every label in
+// MatchLabels with an equal value. A rule with no labels matches every
+// request, as in onwards.
+type RoutingRule struct {
+	MatchLabels map[string]string `json:"match_labels"`
+	Action      RoutingAction     `json:"action"`
+}
+
+// matches reports whether every label of the rule is present in labels with
+// an equal value.
+func (r *RoutingRule) matches(labels map[string]string) bool {
+	for k, want := range r.MatchLabels {
+		if got, ok := labels[k]; !ok || got != want {
+			return false
+		}
+	}
+	return true
+}
+
+// validate checks the action; its errors start with the JSON field so that
+// callers can prefix the rule's place.
+func (a RoutingAction) validate() error {
+	switch a.Type {
+	case ActionDeny:
+		if a.Target != "" {
+			return fmt.Errorf("action.target: %q is set on a deny action; remove it or use type %q", a.Target, ActionRedirect)
+		}
+	case ActionRedirect:
+		if a.Target == "" {
+			return fmt.Errorf("action.target: a redirect needs the alias to redirect to")
+		}
+	default:
+		return fmt.Errorf("action.type: %q is not a routing action; want %q or %q", a.Type, ActionDeny, ActionRedirect)
+	}
+	return nil
+}
+
+// EvaluateRoutingRules returns the action of the first rule that matches the
+// labels of the caller's API key, and true; or false when no rule matches and
+// the request goes ahead unchanged.
+func (p *ProviderPool) EvaluateRoutingRules(labels map[string]string) (RoutingAction, bool) {
+	for i := range p.rules {
+		if p.rules[i].matches(labels) {
+			return p.rules[i].Action, true
+		}
+	}
+	return RoutingAction{}, false
+}
+
+// RoutingRules returns a copy of the pool's routing rules, in evaluation
+// order.
+func (p *ProviderPool) RoutingRules() []RoutingRule {
+	return cloneRules(p.rules)
+}
+
+// cloneRules deep-copies rules so that neither the caller nor the pool can
+// change the other's.
+func cloneRules(rules []RoutingRule) []RoutingRule {
+	if rules == nil {
+		return nil
+	}
+	out := make([]RoutingRule, len(rules))
+	for i, r := range rules {
+		out[i] = RoutingRule{MatchLabels: maps.Clone(r.MatchLabels), Action: r.Action}
+	}
+	return out
+}
