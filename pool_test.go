@@ -59,7 +59,16 @@ const falseFailure = 1e-9
 // holds for every p, with no normal approximation.
 func withinBinomial(t *testing.T, successes, n int, p float64, what string) {
 	t.Helper()
-	tol := math.Sqrt(float64(n) * math.Log(2/falseFailure) / 2)
+	withinBinomialAmong(t, successes, n, p, 1, what)
+}
+
+// withinBinomialAmong is withinBinomial for one of checks assertions made on
+// the same run: each gets falseFailure/checks, so that the run as a whole
+// still fails falsely less often than falseFailure.
+func withinBinomialAmong(t *testing.T, successes, n int, p float64, checks int, what string) {
+	t.Helper()
+	delta := falseFailure / float64(checks)
+	tol := math.Sqrt(float64(n) * math.Log(2/delta) / 2)
 	mean := float64(n) * p
 	assert.InDeltaf(t, mean, float64(successes), tol,
 		"%s: %d of %d, want %.0f ± %.0f (p=%.4f)", what, successes, n, mean, tol, p)
