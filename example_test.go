@@ -1,0 +1,175 @@
+package pool_test
+
+import (
+	"fmt"
+	"io"
+	"log"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+
+	"github.com/onwardsgo/pool"
+)
+
+// mustTarget is NewTarget for URLs known to be good.
+func mustTarget(rawURL string) *pool.Target {
+	t, err := pool.NewTarget(rawURL)
+	if err != nil {
+		log.Fatal(err)
+	}
+	return t
+}
+
+func ExampleNewProviderPool() {
+	primary := mustTarget("https://primary.example.com/v1")
+	primary.UpstreamKey = "sk-primary" // sent upstream, never printed in errors
+	backup := mustTarget("https://backup.example.com/v1")
+
+	p, err := pool.NewProviderPool([]*pool.Provider{
+		pool.NewProviderWithConcurrencyLimit(primary, 3, 100),
+		pool.NewProvider(backup, 1),
+	},
+		pool.WithStrategy(pool.Priority),
+		pool.WithFallback(pool.FallbackConfig{Enabled: true, OnStatus: []int{429, 5}}),
+	)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(p.Len(), p.Strategy(), p.ShouldFallbackOnStatus(503), p.ShouldFallbackOnStatus(400))
+
+	// Bad input is an error that names its place.
+	_, err = pool.NewProviderPool([]*pool.Provider{pool.NewProvider(backup, 1), nil})
+	fmt.Println(err)
+	// Output:
+	// 2 priority true false
+	// pool: providers[1]: provider is nil
+}
+
+func ExampleProviderPool_Select() {
+	p, err := pool.NewProviderPool([]*pool.Provider{
+		pool.NewProvider(mustTarget("https://a.example.com"), 1),
+		pool.NewProvider(mustTarget("https://b.example.com"), 1),
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+
+	// Each request takes a slot on the provider with the fewest in flight
+	// per unit of weight, so a second request, while the first is still
+	// held, goes to the other provider.
+	first, ok := p.Select()
+	if !ok {
+		log.Fatal("no provider has room")
+	}
+	defer first.Close() // release the slot when the response is done
+	second, _ := p.Select()
+	defer second.Close()
+
+	fmt.Println(first.Index != second.Index)
+	for _, pr := range p.Providers() {
+		fmt.Println(pr.Target.URL, pr.ActiveConnections())
+	}
+	// Output:
+	// true
+	// https://a.example.com/ 1
+	// https://b.example.com/ 1
+}
+
+// A fallback loop as an HTTP handler writes it: try providers in turn until
+// one answers with a status the pool does not fall back on.
+func ExampleProviderPool_Attempts() {
+	overloaded := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "overloaded", http.StatusServiceUnavailable)
+	}))
+	defer overloaded.Close()
+	healthy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "hello from healthy")
+	}))
+	defer healthy.Close()
+
+	p, err := pool.NewProviderPool([]*pool.Provider{
+		pool.NewProvider(mustTarget(overloaded.URL), 1),
+		pool.NewProvider(mustTarget(healthy.URL), 1),
+	},
+		pool.WithStrategy(pool.Priority),
+		pool.WithFallback(pool.FallbackConfig{Enabled: true, OnStatus: []int{5}}),
+	)
+	if err != nil {
+		log.Fatal(err)
+	}
+
+	handler := func(w http.ResponseWriter, r *http.Request) {
+		status, body := http.StatusServiceUnavailable, "no provider available"
+		for sel := range p.Attempts() {
+			resp, err := http.Get(sel.Target.URL.JoinPath("chat/completions").String())
+			if err != nil {
+				sel.Close()
+				if p.FallbackEnabled() {
+					continue
+				}
+				status, body = http.StatusBadGateway, "upstream unreachable"
+				break
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			sel.Close() // a streaming proxy closes after copying the body
+			status, body = resp.StatusCode, strings.TrimSpace(string(b))
+			fmt.Printf("provider %d answered %d\n", sel.Index, status)
+			if !p.ShouldFallbackOnStatus(status) {
+				break
+			}
+		}
+		w.WriteHeader(status)
+		io.WriteString(w, body)
+	}
+
+	rec := httptest.NewRecorder()
+	handler(rec, httptest.NewRequest("POST", "/v1/chat/completions", nil))
+	fmt.Println(rec.Code, rec.Body.String())
+	// Output:
+	// provider 0 answered 503
+	// provider 1 answered 200
+	// 200 hello from healthy
+}
+
+func ExampleProviderPool_AdoptProviderState() {
+	old, _ := pool.NewProviderPool([]*pool.Provider{
+		pool.NewProvider(mustTarget("https://a.example.com"), 1),
+		pool.NewProvider(mustTarget("https://b.example.com"), 1),
+	}, pool.WithStrategy(pool.Priority))
+	inFlight, _ := old.Select() // a streaming request on a
+
+	// The config is reloaded: a stays, b goes, c is new.
+	next, _ := pool.NewProviderPool([]*pool.Provider{
+		pool.NewProvider(mustTarget("https://c.example.com"), 1),
+		pool.NewProvider(mustTarget("https://a.example.com"), 1),
+	}, pool.WithStrategy(pool.Priority))
+	next.AdoptProviderState(old) // before next serves anything
+
+	for _, pr := range next.Providers() {
+		fmt.Println(pr.Target.URL, pr.ActiveConnections())
+	}
+	inFlight.Close() // the old guard releases into the new pool's counter
+	fmt.Println("after close:", next.Providers()[1].ActiveConnections())
+	// Output:
+	// https://c.example.com/ 0
+	// https://a.example.com/ 1
+	// after close: 0
+}
+
+func ExampleConcurrencyLimiter_TryAcquire() {
+	l := pool.NewConcurrencyLimiterWithLimit(1)
+	g, ok := l.TryAcquire()
+	fmt.Println(ok, l.Active(), l.AtCapacity())
+
+	_, ok = l.TryAcquire()
+	fmt.Println(ok)
+
+	g.Close()
+	g.Close() // a second close does nothing
+	fmt.Println(l.Active())
+	// Output:
+	// true 1 true
+	// false
+	// 0
+}
