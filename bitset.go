@@ -20,6 +20,19 @@ func (s *bitset) has(i int) bool {
 	return w < len(s.hi) && s.hi[w]&(1<<uint((i-64)%64)) != 0
 }
 
+// word returns bits 64c to 64c+63 of the set. A nil set is empty.
+func (s *bitset) word(c int) uint64 {
+	switch {
+	case s == nil:
+		return 0
+	case c == 0:
+		return s.lo
+	case c-1 < len(s.hi):
+		return s.hi[c-1]
+	}
+	return 0
+}
+
 // add puts i in the set.
 func (s *bitset) add(i int) {
 	if i < 64 {

@@ -20,7 +20,8 @@ import (
 type ProviderPool struct {
 	// The following fields are immutable after NewProviderPool.
 	providers   []*Provider
-	entries     []entry // the hot-path view of providers, same order
+	entries     []entry  // the hot-path view of providers, same order
+	live        []uint64 // bit i%64 of live[i/64]: provider i has weight > 0
 	keys        *KeySet
 	rateLimiter RateLimiter
 	concurrency *ConcurrencyLimiter
@@ -113,6 +114,7 @@ func NewProviderPool(providers []*Provider, opts ...Option) (*ProviderPool, erro
 	}
 	p.providers = slices.Clone(providers)
 	p.entries = make([]entry, len(providers))
+	p.live = make([]uint64, (len(providers)+63)/64)
 	for i, pr := range providers {
 		if err := checkProvider(pr); err != nil {
 			errs = append(errs, fmt.Errorf("pool: providers[%d]%w", i, err))
@@ -120,6 +122,9 @@ func NewProviderPool(providers []*Provider, opts ...Option) (*ProviderPool, erro
 		}
 		pr.limiter.counter() // install it now, not on the hot path
 		p.entries[i] = entry{lim: &pr.limiter, target: pr.Target, weight: uint64(pr.Weight), max: pr.limiter.max()}
+		if pr.Weight > 0 {
+			p.live[i/64] |= 1 << (i % 64)
+		}
 	}
 	if !p.strategy.valid() {
 		errs = append(errs, fmt.Errorf("pool: strategy: %v is not defined; want WeightedRandom or Priority", p.strategy))
@@ -238,41 +243,116 @@ func (p *ProviderPool) selectPriority(ex *bitset) (Selection, bool) {
 // in-flight/weight among those with room and a weight above 0, ties broken
 // at random in proportion to weight; or -1 if there is none.
 //
-// It is one pass with no allocation: scores are compared exactly by
-// cross-multiplying (a/w < b/v iff a*v < b*w, in 128 bits), and the tie-break
-// is a weighted reservoir sample: the k-th tied provider replaces the current
-// pick with probability w_k / (w_1 + ... + w_k), which leaves each tied
-// provider picked with probability w_i / sum(w).
+// It makes one pass over the eligible providers, 64 at a time: the set bits
+// of a word of p.live minus the excluded ones, so excluded and weight-0
+// providers cost nothing. Scores are compared exactly by cross-multiplying
+// (a/w < b/v iff a*v < b*w, in 128 bits). The providers tied at the best
+// score are kept as a bit mask, so the weighted tie-break takes one random
+// number and no slice. Past 64 providers, each word's ties are merged into
+// the pick by a weighted reservoir step (keep the new word's ties with
+// probability their weight over the total so far), which leaves every tied
+// provider picked with probability weight/total.
 func (p *ProviderPool) leastLoaded(ex *bitset) int {
-	best := -1
-	var bestActive, bestWeight, tieWeight uint64
-	for i := range p.entries {
-		e := &p.entries[i]
-		if e.weight == 0 || ex.has(i) {
+	var (
+		best                 score
+		pickBase             int    // index of bit 0 of pickMask
+		pickMask, pickWeight uint64 // the ties picked so far, and their weight
+		tieWeight            uint64 // the weight of all ties at the best score
+	)
+	for c, live := range p.live {
+		base := c << 6
+		mask, weight, better := best.scan(p.entries[base:], live&^ex.word(c))
+		if better {
+			tieWeight = 0 // earlier words' ties score worse
+		}
+		if weight == 0 {
 			continue
 		}
+		tieWeight += weight
+		if tieWeight == weight || rand.Uint64N(tieWeight) < weight {
+			pickBase, pickMask, pickWeight = base, mask, weight
+		}
+	}
+	if pickMask == 0 {
+		return -1
+	}
+	if pickMask&(pickMask-1) == 0 {
+		return pickBase + bits.TrailingZeros64(pickMask)
+	}
+	r := rand.Uint64N(pickWeight)
+	for m := pickMask; ; m &= m - 1 {
+		j := bits.TrailingZeros64(m)
+		w := p.entries[pickBase+j].weight
+		if r < w {
+			return pickBase + j
+		}
+		r -= w
+	}
+}
+
+// compareWide compares a/w with b/v exactly for any 64-bit counts, by
+// cross-multiplying in 128 bits, and returns two numbers that compare the
+// same way (0,1 for less, 0,0 for equal, 1,0 for greater).
+//
+//go:noinline
+func compareWide(a, w, b, v uint64) (l, r uint64) {
+	lhi, llo := bits.Mul64(a, v)
+	rhi, rlo := bits.Mul64(b, w)
+	switch {
+	case lhi < rhi || lhi == rhi && llo < rlo:
+		return 0, 1
+	case lhi == rhi && llo == rlo:
+		return 0, 0
+	}
+	return 1, 0
+}
+
+// score is the best in-flight/weight seen so far, as the fraction
+// active/weight; weight 0 means none yet.
+type score struct {
+	active, weight uint64
+}
+
+// scan visits the providers of entries whose bits are set in m (at most the
+// first 64) and returns the mask and total weight of those tied at the best
+// score, lowering s when one scores better; better reports whether it did.
+// It is a function of its own so that the hot loop has the registers to
+// itself.
+func (s *score) scan(entries []entry, m uint64) (mask, weight uint64, better bool) {
+	best := *s
+	for ; m != 0; m &= m - 1 {
+		j := bits.TrailingZeros64(m)
+		e := &entries[j]
 		n := e.lim.ctr.Load().n.Load()
 		if n >= e.max {
 			continue
 		}
 		active := uint64(n)
-		if best < 0 {
-			best, bestActive, bestWeight, tieWeight = i, active, e.weight, e.weight
+		if best.weight == 0 {
+			best = score{active, e.weight}
+			mask, weight, better = 1<<j, e.weight, true
 			continue
 		}
-		lhi, llo := bits.Mul64(active, bestWeight)
-		rhi, rlo := bits.Mul64(bestActive, e.weight)
+		var l, r uint64 // active/e.weight against best, cross-multiplied
+		if (active|best.active)>>32 == 0 {
+			// Weights are 32-bit, so below 2^32 in flight the products
+			// fit in 64 bits: the common case, kept free of MULQ's fixed
+			// registers.
+			l, r = active*best.weight, best.active*e.weight
+		} else {
+			l, r = compareWide(active, e.weight, best.active, best.weight)
+		}
 		switch {
-		case lhi < rhi || lhi == rhi && llo < rlo:
-			best, bestActive, bestWeight, tieWeight = i, active, e.weight, e.weight
-		case lhi == rhi && llo == rlo:
-			tieWeight += e.weight
-			if rand.Uint64N(tieWeight) < e.weight {
-				best, bestActive, bestWeight = i, active, e.weight
-			}
+		case l < r:
+			best = score{active, e.weight}
+			mask, weight, better = 1<<j, e.weight, true
+		case l == r:
+			mask |= 1 << j
+			weight += e.weight
 		}
 	}
-	return best
+	*s = best
+	return mask, weight, better
 }
 
 // Providers returns the pool's providers in order. The slice is a copy; the
