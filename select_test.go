@@ -1,0 +1,87 @@
+package pool
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// widePool is a pool of 65 providers, so that selection spans two words of
+// its bit masks: providers 0-63 of weight 1 and provider 64 of weight last.
+func widePool(t *testing.T, last uint32) *ProviderPool {
+	providers := make([]*Provider, 65)
+	for i := range providers {
+		w := uint32(1)
+		if i == 64 {
+			w = last
+		}
+		providers[i] = NewProvider(newTestTarget(t, fmt.Sprintf("https://p%d.example.com", i)), w)
+	}
+	return newTestPool(t, providers)
+}
+
+func TestTieBreakAcrossWords(t *testing.T) {
+	t.Parallel()
+	// Provider 64 alone in the second word weighs as much as the 64 of the
+	// first: it must win half of the full ties.
+	p := widePool(t, 64)
+	const n = 100_000
+	last, first := 0, 0
+	for range n {
+		sel, ok := p.Select()
+		require.True(t, ok)
+		if sel.Index == 64 {
+			last++
+		} else if sel.Index == 0 {
+			first++
+		}
+		sel.Close()
+	}
+	withinBinomialAmong(t, last, n, 0.5, 2, "provider 64 (weight 64 of 128)")
+	withinBinomialAmong(t, first, n, 1.0/128, 2, "provider 0 (weight 1 of 128)")
+}
+
+func TestLeastLoadedAcrossWords(t *testing.T) {
+	t.Parallel()
+	for _, free := range []int{3, 63, 64} {
+		t.Run(fmt.Sprint("only provider ", free, " idle"), func(t *testing.T) {
+			p := widePool(t, 1)
+			var held []*ConcurrencyGuard
+			for i := range p.entries {
+				if i != free {
+					g, _ := p.entries[i].lim.TryAcquire()
+					held = append(held, g)
+				}
+			}
+			for range 50 {
+				sel, ok := p.Select()
+				require.True(t, ok)
+				assert.Equal(t, free, sel.Index)
+				sel.Close()
+			}
+			for _, g := range held {
+				g.Close()
+			}
+		})
+	}
+}
+
+func TestSelectRetriesWhenChosenProviderFills(t *testing.T) {
+	t.Parallel()
+	// Provider 0 looks idle to the scan (its count is 0) but refuses the
+	// acquire: a limit of 0 with the capacity check bypassed by a forged
+	// entry max, as a concurrent acquire would between scan and CAS.
+	p := newTestPool(t, []*Provider{
+		NewProviderWithConcurrencyLimit(newTestTarget(t, "https://racy.example.com"), 100, 0),
+		NewProvider(newTestTarget(t, "https://steady.example.com"), 1),
+	})
+	p.entries[0].max = 1 << 62
+	for range 100 {
+		sel, ok := p.Select()
+		require.True(t, ok)
+		assert.Equal(t, 1, sel.Index, "the refused provider is excluded and the choice made again")
+		sel.Close()
+	}
+}
