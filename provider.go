@@ -28,12 +28,12 @@ type Target struct {
 	RateLimiter RateLimiter
 
 	// UpstreamAuthHeaderName is the header that carries UpstreamKey.
-	// Empty: "Authorization".
+	// Empty: "Authorization". See AuthHeader.
 	UpstreamAuthHeaderName string
 
 	// UpstreamAuthHeaderPrefix is written before UpstreamKey in that header.
-	// It applies only when UpstreamAuthHeaderName is set; the default
-	// Authorization header always uses "Bearer ".
+	// Empty, when UpstreamAuthHeaderName is empty too: "Bearer ". With a
+	// header name set, empty means no prefix (as for "x-api-key").
 	UpstreamAuthHeaderPrefix string
 
 	// ResponseHeaders are added to every response from this provider.
@@ -51,6 +51,23 @@ type Target struct {
 	// Trusted overrides the pool's trusted setting for this provider.
 	// Nil: inherit the pool's.
 	Trusted *bool
+}
+
+// AuthHeader returns the header to send upstream and its value, such as
+// "Authorization" and "Bearer sk-...", or two empty strings when the target
+// has no UpstreamKey.
+func (t *Target) AuthHeader() (name, value string) {
+	if t.UpstreamKey == "" {
+		return "", ""
+	}
+	name, prefix := t.UpstreamAuthHeaderName, t.UpstreamAuthHeaderPrefix
+	if name == "" {
+		name = "Authorization"
+		if prefix == "" {
+			prefix = "Bearer "
+		}
+	}
+	return name, prefix + t.UpstreamKey
 }
 
 // NewTarget returns a Target for rawURL, which must be an absolute http or

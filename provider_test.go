@@ -77,3 +77,24 @@ func TestProviderSharedByTwoPools(t *testing.T) {
 	require.True(t, ok)
 	sel.Close()
 }
+
+func TestTargetAuthHeader(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		key, name, prefix string
+		wantName, wantVal string
+	}{
+		{"", "", "", "", ""},
+		{"", "x-api-key", "", "", ""},
+		{"sk-1", "", "", "Authorization", "Bearer sk-1"},
+		{"sk-1", "", "Token ", "Authorization", "Token sk-1"},
+		{"sk-1", "x-api-key", "", "x-api-key", "sk-1"},
+		{"sk-1", "api-key", "Key ", "api-key", "Key sk-1"},
+	}
+	for _, tt := range tests {
+		target := &Target{UpstreamKey: tt.key, UpstreamAuthHeaderName: tt.name, UpstreamAuthHeaderPrefix: tt.prefix}
+		name, value := target.AuthHeader()
+		assert.Equal(t, tt.wantName, name, "%+v", tt)
+		assert.Equal(t, tt.wantVal, value, "%+v", tt)
+	}
+}
