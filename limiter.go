@@ -2,6 +2,7 @@ package pool
 
 import (
 	"math"
+	"sync"
 	"sync/atomic"
 
 	"golang.org/x/time/rate"
@@ -82,7 +83,7 @@ func (l *ConcurrencyLimiter) TryAcquire() (*ConcurrencyGuard, bool) {
 	c := l.counter()
 	if !l.limited {
 		c.n.Add(1)
-		return &ConcurrencyGuard{c: c}, true
+		return newGuard(c), true
 	}
 	for {
 		n := c.n.Load()
@@ -90,7 +91,7 @@ func (l *ConcurrencyLimiter) TryAcquire() (*ConcurrencyGuard, bool) {
 			return nil, false
 		}
 		if c.n.CompareAndSwap(n, n+1) {
-			return &ConcurrencyGuard{c: c}, true
+			return newGuard(c), true
 		}
 	}
 }
@@ -148,6 +149,33 @@ func (g *ConcurrencyGuard) Close() error {
 		g.c.n.Add(-1)
 	}
 	return nil
+}
+
+// guardsPerBlock is how many guards one allocation provides.
+const guardsPerBlock = 32
+
+// guardBlock is a run of fresh guards not yet handed out. Blocks are kept
+// per P by a sync.Pool, so taking a guard needs neither an allocation nor an
+// atomic operation most of the time. A guard is handed out once and never
+// reused, so Close keeps its exactly-once promise; a block is freed by the
+// garbage collector once none of its guards is referenced.
+type guardBlock struct {
+	free []ConcurrencyGuard
+}
+
+var guardBlocks = sync.Pool{New: func() any { return new(guardBlock) }}
+
+// newGuard returns a fresh guard holding a slot of c.
+func newGuard(c *counter) *ConcurrencyGuard {
+	b := guardBlocks.Get().(*guardBlock)
+	if len(b.free) == 0 {
+		b.free = make([]ConcurrencyGuard, guardsPerBlock)
+	}
+	g := &b.free[0]
+	b.free = b.free[1:]
+	guardBlocks.Put(b)
+	g.c = c
+	return g
 }
 
 // RateLimiter decides whether one more request may go now. It is the subset of
