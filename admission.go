@@ -1,0 +1,171 @@
+package pool
+
+import (
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"net/http"
+)
+
+// Admission is a request let in by [Registry.Admit]: the pool to select a
+// provider from, and the pool-level and per-key concurrency slots the
+// request holds until Close.
+type Admission struct {
+	// Alias is the alias whose pool to use: the one asked for, or the one a
+	// routing rule redirected to.
+	Alias string
+	// Pool is the pool of Alias, from the config that admitted the request.
+	Pool *ProviderPool
+	// Labels are the labels of the caller's key definition, or nil.
+	Labels map[string]string
+
+	guards [2]*ConcurrencyGuard // pool slot, key slot; nil where none
+}
+
+// Close releases every slot the admission took, exactly once; later and
+// concurrent calls, and calls on a nil Admission, do nothing. Close it when
+// the response is done, after closing the provider selection. It always
+// returns nil.
+func (a *Admission) Close() error {
+	if a == nil {
+		return nil
+	}
+	for _, g := range a.guards {
+		g.Close()
+	}
+	return nil
+}
+
+// AdmissionError is a refused admission. It carries the HTTP status and an
+// OpenAI-style error, and writes itself as the response: it is an
+// [http.Handler].
+type AdmissionError struct {
+	// Status is the HTTP status: 400, 401, 403, 404, 429 or 503.
+	Status int
+	// Code is OpenAI's error code, such as "model_not_found",
+	// "invalid_api_key" or "rate_limit_exceeded".
+	Code string
+	// Type is OpenAI's error type, such as "invalid_request_error".
+	Type string
+	// Param names the request field at fault, or is empty.
+	Param string
+	// Message says what happened and what to do; it never holds a key.
+	Message string
+}
+
+// Error returns "pool: STATUS CODE: MESSAGE".
+func (e *AdmissionError) Error() string {
+	return fmt.Sprintf("pool: %d %s: %s", e.Status, e.Code, e.Message)
+}
+
+// ServeHTTP writes the error as OpenAI does:
+// {"error":{"message":...,"type":...,"param":...,"code":...}}.
+func (e *AdmissionError) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
+	var param any // null when empty, as OpenAI writes it
+	if e.Param != "" {
+		param = e.Param
+	}
+	body, _ := json.Marshal(map[string]any{"error": map[string]any{
+		"message": e.Message, "type": e.Type, "param": param, "code": e.Code,
+	}})
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(e.Status)
+	w.Write(append(body, '\n'))
+}
+
+// Admit runs the checks of onwards' handler before it picks a provider, in
+// its order, for a request for alias with bearerToken ("" when the request
+// has none):
+//
+//   - the alias is unknown: 404 model_not_found;
+//   - the pool has keys and the token is missing: 401; not one of them: 403;
+//   - the first routing rule matching the labels of the token's key
+//     definition denies (403) or redirects to another alias, whose pool is
+//     used from then on (its rules are not evaluated again);
+//   - the pool's rate limit, then the key's: 429 rate_limit_exceeded;
+//   - the pool's concurrency limit, then the key's: 429
+//     concurrency_limit_exceeded.
+//
+// It returns the admission, which holds the concurrency slots it took, or an
+// *AdmissionError; a refusal releases whatever it had taken.
+func (r *Registry) Admit(alias, bearerToken string) (*Admission, error) {
+	s := r.snap.Load()
+	if s == nil {
+		return nil, &AdmissionError{Status: http.StatusServiceUnavailable, Code: "service_unavailable", Type: "server_error",
+			Message: "The proxy has no configuration loaded yet; try again shortly."}
+	}
+	if alias == "" {
+		return nil, &AdmissionError{Status: http.StatusBadRequest, Code: "missing_model", Type: "invalid_request_error", Param: "model",
+			Message: "The request names no model; set the model field to one of the aliases listed at /v1/models."}
+	}
+	a, ok := s.pools[alias]
+	if !ok {
+		return nil, &AdmissionError{Status: http.StatusNotFound, Code: "model_not_found", Type: "invalid_request_error", Param: "model",
+			Message: fmt.Sprintf("The model %q does not exist or you do not have access to it.", alias)}
+	}
+	var key *keyState
+	if bearerToken != "" {
+		key = s.keys[sha256.Sum256([]byte(bearerToken))]
+	}
+	if keys := a.pool.Keys(); keys != nil {
+		if bearerToken == "" {
+			return nil, &AdmissionError{Status: http.StatusUnauthorized, Code: "invalid_api_key", Type: "invalid_request_error",
+				Message: "The request has no API key; send one as Authorization: Bearer <key>."}
+		}
+		if !keys.Contains(bearerToken) {
+			return nil, &AdmissionError{Status: http.StatusForbidden, Code: "invalid_api_key", Type: "invalid_request_error",
+				Message: fmt.Sprintf("The API key is not allowed to use the model %q.", alias)}
+		}
+	}
+	var labels map[string]string
+	if key != nil {
+		labels = key.labels
+	}
+	if action, ok := a.pool.EvaluateRoutingRules(labels); ok {
+		switch action.Type {
+		case ActionDeny:
+			return nil, &AdmissionError{Status: http.StatusForbidden, Code: "access_denied", Type: "permission_error", Param: "model",
+				Message: fmt.Sprintf("A routing rule denies this API key the model %q.", alias)}
+		case ActionRedirect:
+			target, ok := s.pools[action.Target]
+			if !ok { // validated away at load; kept so that nothing panics
+				return nil, &AdmissionError{Status: http.StatusServiceUnavailable, Code: "service_unavailable", Type: "server_error",
+					Message: fmt.Sprintf("The model %q redirects to an alias that is not configured.", alias)}
+			}
+			alias, a = action.Target, target
+		}
+	}
+	p := a.pool
+	if l := p.RateLimiter(); l != nil && !l.Allow() {
+		return nil, rateLimited(fmt.Sprintf("The model %q is receiving too many requests; retry after a short wait.", alias))
+	}
+	if key != nil && key.rate != nil && !key.rate.lim.Allow() {
+		return nil, rateLimited("This API key is sending too many requests; retry after a short wait.")
+	}
+	adm := &Admission{Alias: alias, Pool: p, Labels: labels}
+	if l := p.ConcurrencyLimiter(); l != nil {
+		g, ok := l.TryAcquire()
+		if !ok {
+			return nil, concurrencyLimited(fmt.Sprintf("The model %q has too many requests in flight; retry when one finishes.", alias))
+		}
+		adm.guards[0] = g
+	}
+	if key != nil && key.conc != nil {
+		g, ok := key.conc.TryAcquire()
+		if !ok {
+			adm.Close()
+			return nil, concurrencyLimited("This API key has too many requests in flight; retry when one finishes.")
+		}
+		adm.guards[1] = g
+	}
+	return adm, nil
+}
+
+func rateLimited(msg string) *AdmissionError {
+	return &AdmissionError{Status: http.StatusTooManyRequests, Code: "rate_limit_exceeded", Type: "rate_limit_error", Message: msg}
+}
+
+func concurrencyLimited(msg string) *AdmissionError {
+	return &AdmissionError{Status: http.StatusTooManyRequests, Code: "concurrency_limit_exceeded", Type: "rate_limit_error", Message: msg}
+}

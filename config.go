@@ -1,0 +1,364 @@
+package pool
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"reflect"
+	"slices"
+)
+
+// Config is an onwards config file (onwards' ConfigFile), as ParseConfig
+// reads it. Build a [Registry] from it to serve requests.
+//
+// Fields that this library keeps for the caller but does not act on are
+// parsed and kept: StrictMode, HTTPPool, OpenResponses and each target's
+// SanitizeResponse. Fields that newer onwards versions define are accepted
+// and kept too, and NotActedOn lists where they appear.
+type Config struct {
+	// Auth holds the global keys and the key definitions. Nil: none.
+	Auth *AuthSpec `json:"auth,omitempty"`
+
+	// Targets maps each model alias to its pool. It must name at least one
+	// alias.
+	Targets map[string]TargetConfig `json:"targets"`
+
+	// StrictMode asks the proxy to sanitize responses (not acted on here).
+	StrictMode bool `json:"strict_mode,omitempty"`
+
+	// HTTPPool tunes the proxy's upstream HTTP client (not acted on here).
+	HTTPPool *HTTPPoolSpec `json:"http_pool,omitempty"`
+
+	// OpenResponses configures onwards' Open Responses adapter, kept as
+	// written (not acted on here).
+	OpenResponses json.RawMessage `json:"open_responses,omitempty"`
+
+	// NotActedOn lists, by place, the fields of newer onwards versions that
+	// the file sets and that this library accepts and keeps but does not
+	// act on, such as targets["gpt-4o"].fallback.backoff. ParseConfig fills
+	// it in.
+	NotActedOn []string `json:"-"`
+}
+
+// AuthSpec is the config's "auth" object.
+type AuthSpec struct {
+	// GlobalKeys are added to the keys of every alias; an alias without
+	// keys of its own gets them, so once GlobalKeys is set, every alias
+	// needs a key.
+	GlobalKeys []string `json:"global_keys,omitempty"`
+
+	// KeyDefinitions gives keys labels and per-key limits, by a name that
+	// "keys" and "global_keys" may use in place of the key. A definition
+	// grants no access by itself.
+	KeyDefinitions map[string]KeyDefinition `json:"key_definitions,omitempty"`
+}
+
+// KeyDefinition is one entry of auth.key_definitions.
+type KeyDefinition struct {
+	// Key is the API key the caller sends as a bearer token. Required.
+	Key string `json:"key"`
+	// Labels are matched by routing rules.
+	Labels map[string]string `json:"labels,omitempty"`
+	// RateLimit limits this key's requests across all aliases. Nil: none.
+	RateLimit *RateLimitSpec `json:"rate_limit,omitempty"`
+	// ConcurrencyLimit limits this key's requests in flight across all
+	// aliases. Nil: none.
+	ConcurrencyLimit *ConcurrencyLimitSpec `json:"concurrency_limit,omitempty"`
+}
+
+// RateLimitSpec is a token bucket: requests_per_second, refilled
+// continuously, up to burst_size at once.
+type RateLimitSpec struct {
+	// RequestsPerSecond must be a finite number above 0.
+	RequestsPerSecond float64 `json:"requests_per_second"`
+	// BurstSize must be at least 1. Nil: RequestsPerSecond rounded up.
+	BurstSize *int `json:"burst_size,omitempty"`
+}
+
+// ConcurrencyLimitSpec caps the requests in flight.
+type ConcurrencyLimitSpec struct {
+	// MaxConcurrentRequests must be at least 1.
+	MaxConcurrentRequests int `json:"max_concurrent_requests"`
+}
+
+// HTTPPoolSpec is the config's "http_pool" object (not acted on here).
+type HTTPPoolSpec struct {
+	MaxIdlePerHost  *int `json:"max_idle_per_host,omitempty"`
+	IdleTimeoutSecs *int `json:"idle_timeout_secs,omitempty"`
+}
+
+// FallbackSpec is a pool's "fallback" object: [FallbackConfig] as written
+// in a file.
+type FallbackSpec struct {
+	Enabled         bool  `json:"enabled,omitempty"`
+	OnStatus        []int `json:"on_status,omitempty"`
+	OnRateLimit     bool  `json:"on_rate_limit,omitempty"`
+	WithReplacement bool  `json:"with_replacement,omitempty"`
+	// MaxAttempts must be at least 1. Nil: one attempt per provider.
+	MaxAttempts *int `json:"max_attempts,omitempty"`
+
+	// Backoff and MaxTotalBackoffMs are defined by newer onwards versions;
+	// they are kept but not acted on.
+	Backoff           json.RawMessage `json:"backoff,omitempty"`
+	MaxTotalBackoffMs json.RawMessage `json:"max_total_backoff_ms,omitempty"`
+}
+
+// ProviderSpec is one upstream: an entry of a pool's "providers", and the
+// fields a single target shares with it.
+type ProviderSpec struct {
+	// URL is the upstream's absolute http(s) base URL. Required.
+	URL string `json:"url"`
+	// OnwardsKey is the API key sent upstream.
+	OnwardsKey string `json:"onwards_key,omitempty"`
+	// OnwardsModel replaces the request's model name upstream.
+	OnwardsModel string `json:"onwards_model,omitempty"`
+	// Weight is the share of traffic, 0 to 4294967295. Nil: 1. 0 drains
+	// the provider under weighted_random.
+	Weight *int64 `json:"weight,omitempty"`
+	// RateLimit limits requests to this provider. Nil: none.
+	RateLimit *RateLimitSpec `json:"rate_limit,omitempty"`
+	// ConcurrencyLimit caps requests in flight to this provider. Nil: none.
+	ConcurrencyLimit *ConcurrencyLimitSpec `json:"concurrency_limit,omitempty"`
+	// RequestTimeoutSecs bounds the wait for response headers; at least 1.
+	// Nil: none.
+	RequestTimeoutSecs *int64 `json:"request_timeout_secs,omitempty"`
+	// UpstreamAuthHeaderName carries OnwardsKey. Nil: "Authorization".
+	UpstreamAuthHeaderName *string `json:"upstream_auth_header_name,omitempty"`
+	// UpstreamAuthHeaderPrefix precedes OnwardsKey. Nil: "Bearer ".
+	UpstreamAuthHeaderPrefix *string `json:"upstream_auth_header_prefix,omitempty"`
+	// ResponseHeaders are added to responses from this provider, over the
+	// pool's.
+	ResponseHeaders map[string]string `json:"response_headers,omitempty"`
+	// SanitizeResponse is kept for the caller (not acted on here).
+	SanitizeResponse bool `json:"sanitize_response,omitempty"`
+	// Trusted overrides the pool's trusted setting. Nil: inherit.
+	Trusted *bool `json:"trusted,omitempty"`
+
+	// PropagateTraceContext and ReasoningTranslation are defined by newer
+	// onwards versions; they are kept but not acted on.
+	PropagateTraceContext *bool           `json:"propagate_trace_context,omitempty"`
+	ReasoningTranslation  json.RawMessage `json:"reasoning_translation,omitempty"`
+}
+
+// TargetSpec is a single target: one provider plus the settings of the
+// pool it makes. Its keys and trusted become the pool's; its rate and
+// concurrency limits are the provider's.
+type TargetSpec struct {
+	ProviderSpec
+	// Keys may call the alias, by key or by key-definition name.
+	Keys          []string        `json:"keys,omitempty"`
+	Strategy      string          `json:"strategy,omitempty"`
+	Fallback      *FallbackSpec   `json:"fallback,omitempty"`
+	RoutingRules  []RoutingRule   `json:"routing_rules,omitempty"`
+	OpenResponses json.RawMessage `json:"open_responses,omitempty"`
+}
+
+// PoolSpec is a pool of providers behind one alias.
+type PoolSpec struct {
+	// Keys may call the alias, by key or by key-definition name.
+	Keys []string `json:"keys,omitempty"`
+	// Strategy is "weighted_random" (the default) or "priority".
+	Strategy string `json:"strategy,omitempty"`
+	// RateLimit limits requests to the alias as a whole. Nil: none.
+	RateLimit *RateLimitSpec `json:"rate_limit,omitempty"`
+	// ConcurrencyLimit caps requests in flight to the alias. Nil: none.
+	ConcurrencyLimit *ConcurrencyLimitSpec `json:"concurrency_limit,omitempty"`
+	Fallback         *FallbackSpec         `json:"fallback,omitempty"`
+	RoutingRules     []RoutingRule         `json:"routing_rules,omitempty"`
+	// ResponseHeaders are added to every response from the pool; a
+	// provider's own headers win over them.
+	ResponseHeaders  map[string]string `json:"response_headers,omitempty"`
+	Trusted          *bool             `json:"trusted,omitempty"`
+	SanitizeResponse bool              `json:"sanitize_response,omitempty"`
+	OpenResponses    json.RawMessage   `json:"open_responses,omitempty"`
+	// Providers must hold at least one provider.
+	Providers []ProviderSpec `json:"providers"`
+}
+
+// TargetConfig is one alias of the config, in one of onwards' three forms;
+// exactly one field is set. In JSON it is a pool (an object with
+// "providers"), a legacy list of single targets (an array), or a single
+// target (any other object).
+type TargetConfig struct {
+	Pool   *PoolSpec
+	List   []TargetSpec
+	Single *TargetSpec
+}
+
+// UnmarshalJSON reads whichever of the three forms data holds.
+func (t *TargetConfig) UnmarshalJSON(data []byte) error {
+	*t = TargetConfig{}
+	switch form := targetForm(data); form {
+	case formList:
+		return json.Unmarshal(data, &t.List)
+	case formPool:
+		return json.Unmarshal(data, &t.Pool)
+	default:
+		return json.Unmarshal(data, &t.Single)
+	}
+}
+
+// MarshalJSON writes the form that is set.
+func (t TargetConfig) MarshalJSON() ([]byte, error) {
+	switch {
+	case t.Pool != nil:
+		return json.Marshal(t.Pool)
+	case t.List != nil:
+		return json.Marshal(t.List)
+	default:
+		return json.Marshal(t.Single)
+	}
+}
+
+type targetFormKind int
+
+const (
+	formSingle targetFormKind = iota
+	formPool
+	formList
+)
+
+// targetForm tells the three forms of a target apart.
+func targetForm(data []byte) targetFormKind {
+	b := bytes.TrimSpace(data)
+	if len(b) > 0 && b[0] == '[' {
+		return formList
+	}
+	var probe map[string]json.RawMessage
+	if json.Unmarshal(b, &probe) == nil {
+		if _, ok := probe["providers"]; ok {
+			return formPool
+		}
+	}
+	return formSingle
+}
+
+var (
+	targetConfigType = reflect.TypeFor[TargetConfig]()
+	poolSpecType     = reflect.TypeFor[PoolSpec]()
+	targetSpecType   = reflect.TypeFor[TargetSpec]()
+)
+
+// checkTargetForm walks a target as the form its JSON has.
+func checkTargetForm(place string, raw json.RawMessage, t reflect.Type, errs *[]error) bool {
+	if t != targetConfigType {
+		return false
+	}
+	switch targetForm(raw) {
+	case formList:
+		checkJSON(place, raw, reflect.SliceOf(targetSpecType), errs, checkTargetForm)
+	case formPool:
+		checkJSON(place, raw, poolSpecType, errs, checkTargetForm)
+	default:
+		checkJSON(place, raw, targetSpecType, errs, checkTargetForm)
+	}
+	return true
+}
+
+// ParseConfig reads an onwards config file and validates it. Every problem
+// is reported, together, in one error that names where each one is, as in
+// targets["gpt-4o"].providers[1].url: url "ftp://x" has scheme "ftp"; want
+// http or https. Unknown fields are errors (a typo must not silently drop a
+// limit). Errors never contain an API key.
+func ParseConfig(data []byte) (*Config, error) {
+	var top json.RawMessage
+	if err := json.Unmarshal(data, &top); err != nil {
+		return nil, fmt.Errorf("pool: config is not valid JSON: %w", describeJSONError(data, err))
+	}
+	var errs []error
+	checkJSON("", top, reflect.TypeFor[Config](), &errs, checkTargetForm)
+	if len(errs) > 0 {
+		return nil, prefixErrors(errs)
+	}
+	cfg := new(Config)
+	if err := json.Unmarshal(data, cfg); err != nil {
+		// checkJSON has vetted every value, so this is not expected.
+		return nil, fmt.Errorf("pool: config: %w", err)
+	}
+	if _, err := buildSnapshot(cfg, nil); err != nil {
+		return nil, err
+	}
+	cfg.NotActedOn = cfg.notActedOn()
+	return cfg, nil
+}
+
+// LoadConfig reads and parses the config file at path; see ParseConfig.
+func LoadConfig(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("pool: %w", err)
+	}
+	cfg, err := ParseConfig(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// describeJSONError adds the line and column to a syntax error.
+func describeJSONError(data []byte, err error) error {
+	var syn *json.SyntaxError
+	if !errors.As(err, &syn) {
+		return err
+	}
+	before := data[:min(int(syn.Offset), len(data))]
+	line := bytes.Count(before, []byte("\n")) + 1
+	col := len(before) - bytes.LastIndexByte(before, '\n')
+	return fmt.Errorf("line %d, column %d: %w", line, col, err)
+}
+
+// prefixErrors joins errs, each prefixed with "pool: ".
+func prefixErrors(errs []error) error {
+	out := make([]error, len(errs))
+	for i, err := range errs {
+		out[i] = fmt.Errorf("pool: %w", err)
+	}
+	return errors.Join(out...)
+}
+
+// notActedOn lists the places of the fields of newer onwards versions that
+// the config sets.
+func (c *Config) notActedOn() []string {
+	var out []string
+	fallback := func(place string, f *FallbackSpec) {
+		if f == nil {
+			return
+		}
+		if f.Backoff != nil {
+			out = append(out, place+".fallback.backoff")
+		}
+		if f.MaxTotalBackoffMs != nil {
+			out = append(out, place+".fallback.max_total_backoff_ms")
+		}
+	}
+	provider := func(place string, p *ProviderSpec) {
+		if p.PropagateTraceContext != nil {
+			out = append(out, place+".propagate_trace_context")
+		}
+		if p.ReasoningTranslation != nil {
+			out = append(out, place+".reasoning_translation")
+		}
+	}
+	for _, alias := range sortedKeys(c.Targets) {
+		t, place := c.Targets[alias], fmt.Sprintf("targets[%q]", alias)
+		switch {
+		case t.Pool != nil:
+			fallback(place, t.Pool.Fallback)
+			for i := range t.Pool.Providers {
+				provider(fmt.Sprintf("%s.providers[%d]", place, i), &t.Pool.Providers[i])
+			}
+		case t.List != nil:
+			for i := range t.List {
+				p := fmt.Sprintf("%s[%d]", place, i)
+				fallback(p, t.List[i].Fallback)
+				provider(p, &t.List[i].ProviderSpec)
+			}
+		case t.Single != nil:
+			fallback(place, t.Single.Fallback)
+			provider(place, &t.Single.ProviderSpec)
+		}
+	}
+	return slices.Clip(out)
+}
