@@ -173,3 +173,38 @@ func ExampleConcurrencyLimiter_TryAcquire() {
 	// false
 	// 0
 }
+
+func ExampleRegistry_Admit() {
+	cfg, err := pool.ParseConfig([]byte(`{
+	  "auth": {"key_definitions": {"batch_user": {"key": "sk-batch", "labels": {"purpose": "batch"}}}},
+	  "targets": {
+	    "gpt-4o": {"keys": ["sk-team", "batch_user"],
+	               "routing_rules": [{"match_labels": {"purpose": "batch"}, "action": {"type": "redirect", "target": "gpt-4o-mini"}}],
+	               "providers": [{"url": "https://api.openai.com/v1", "onwards_key": "sk-upstream"}]},
+	    "gpt-4o-mini": {"url": "https://api.openai.com/v1", "onwards_model": "gpt-4o-mini-2024-07-18"}
+	  }}`))
+	if err != nil {
+		log.Fatal(err)
+	}
+	reg, err := pool.NewRegistry(cfg)
+	if err != nil {
+		log.Fatal(err)
+	}
+
+	for _, token := range []string{"sk-team", "sk-batch", "sk-wrong", ""} {
+		adm, err := reg.Admit("gpt-4o", token)
+		if err != nil {
+			fmt.Printf("%-9q refused: %v\n", token, err)
+			continue
+		}
+		sel, _ := adm.Pool.Select()
+		fmt.Printf("%-9q admitted to %s via %s\n", token, adm.Alias, sel.Target.URL)
+		sel.Close()
+		adm.Close()
+	}
+	// Output:
+	// "sk-team" admitted to gpt-4o via https://api.openai.com/v1/
+	// "sk-batch" admitted to gpt-4o-mini via https://api.openai.com/v1/
+	// "sk-wrong" refused: pool: 403 invalid_api_key: The API key is not allowed to use the model "gpt-4o".
+	// ""        refused: pool: 401 invalid_api_key: The request has no API key; send one as Authorization: Bearer <key>.
+}
