@@ -1,0 +1,193 @@
+// Command proxy is an OpenAI-compatible reverse proxy built on package pool
+// and net/http.
+//
+// Run with no arguments, it serves on 127.0.0.1:8080 a demo config over two
+// mock upstreams that it starts itself on loopback, one of which fails now
+// and then with a 503, so that fallback shows in its log. With -config FILE
+// it serves a real onwards config file instead, and reloads it when the
+// file changes and on SIGHUP, keeping every in-flight count.
+//
+//	go -C examples run ./proxy
+//	go -C examples run ./proxy -config config.json -addr 127.0.0.1:3000
+package main
+
+import (
+	"context"
+	_ "embed"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+	"github.com/onwardsgo/pool"
+)
+
+//go:embed demo-config.json
+var demoConfig string
+
+func main() {
+	configPath := flag.String("config", "", "an onwards config file to serve and watch (default: the demo config over mock upstreams)")
+	addr := flag.String("addr", "127.0.0.1:8080", "the address to serve on")
+	flag.Parse()
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	if err := run(*configPath, *addr, log); err != nil {
+		log.Error("proxy stopped", "error", err)
+		os.Exit(1)
+	}
+}
+
+func run(configPath, addr string, log *slog.Logger) error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	var cfg *pool.Config
+	var err error
+	if configPath == "" {
+		closeMocks, demo, err := startDemo(log)
+		if err != nil {
+			return err
+		}
+		defer closeMocks()
+		cfg = demo
+	} else if cfg, err = pool.LoadConfig(configPath); err != nil {
+		return err
+	}
+	reg, err := pool.NewRegistry(cfg)
+	if err != nil {
+		return err
+	}
+	for _, field := range cfg.NotActedOn {
+		log.Warn("config field kept but not acted on", "field", field)
+	}
+	if configPath != "" {
+		if err := watchConfig(ctx, configPath, reg, log); err != nil {
+			return err
+		}
+	}
+
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: &Proxy{Registry: reg, Log: log}, ReadHeaderTimeout: 10 * time.Second}
+	printUsage(ln.Addr().String(), reg.Aliases())
+	go func() {
+		<-ctx.Done()
+		shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		srv.Shutdown(shutdown)
+	}()
+	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// startDemo starts the two mock upstreams on loopback and returns the demo
+// config over them.
+func startDemo(log *slog.Logger) (closeAll func(), cfg *pool.Config, err error) {
+	steady := &MockUpstream{Name: "steady", ChunkDelay: 150 * time.Millisecond}
+	flaky := &MockUpstream{Name: "flaky", FailEvery: 3, ChunkDelay: 150 * time.Millisecond}
+	var servers []*http.Server
+	closeAll = func() {
+		for _, s := range servers {
+			s.Close()
+		}
+	}
+	urls := make([]string, 2)
+	for i, m := range []*MockUpstream{flaky, steady} {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			closeAll()
+			return nil, nil, err
+		}
+		s := &http.Server{Handler: m, ReadHeaderTimeout: 10 * time.Second}
+		servers = append(servers, s)
+		go s.Serve(ln)
+		urls[i] = "http://" + ln.Addr().String() + "/v1"
+		log.Info("mock upstream", "name", m.Name, "url", urls[i])
+	}
+	doc := strings.NewReplacer("$FLAKY_URL", urls[0], "$STEADY_URL", urls[1]).Replace(demoConfig)
+	cfg, err = pool.ParseConfig([]byte(doc))
+	if err != nil {
+		closeAll()
+		return nil, nil, fmt.Errorf("demo config: %w", err)
+	}
+	return closeAll, cfg, nil
+}
+
+// watchConfig reloads the config file when it changes and on SIGHUP. It
+// watches the file's directory, since editors often replace a file rather
+// than write it in place.
+func watchConfig(ctx context.Context, path string, reg *pool.Registry, log *slog.Logger) error {
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		return err
+	}
+	if err := w.Add(filepath.Dir(path)); err != nil {
+		w.Close()
+		return err
+	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	reload := func(why string) {
+		cfg, err := pool.LoadConfig(path)
+		if err == nil {
+			err = reg.Reload(cfg)
+		}
+		if err != nil {
+			log.Error("config not reloaded; the previous one stays", "why", why, "error", err)
+			return
+		}
+		log.Info("config reloaded", "why", why, "aliases", reg.Aliases())
+	}
+	go func() {
+		defer w.Close()
+		defer signal.Stop(hup)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				reload("SIGHUP")
+			case ev, ok := <-w.Events:
+				if !ok {
+					return
+				}
+				if filepath.Clean(ev.Name) == filepath.Clean(path) && ev.Has(fsnotify.Write|fsnotify.Create|fsnotify.Rename) {
+					reload("file changed")
+				}
+			case err, ok := <-w.Errors:
+				if !ok {
+					return
+				}
+				log.Error("watching the config", "error", err)
+			}
+		}
+	}()
+	return nil
+}
+
+func printUsage(addr string, aliases []string) {
+	fmt.Printf(`
+pool proxy listening on http://%[1]s (aliases: %[2]s)
+
+  curl http://%[1]s/v1/models
+  curl http://%[1]s/v1/chat/completions -H 'Content-Type: application/json' \
+    -d '{"model": "demo", "messages": [{"role": "user", "content": "Hi"}]}'
+  curl -N http://%[1]s/v1/chat/completions -H 'Content-Type: application/json' \
+    -d '{"model": "demo", "stream": true, "messages": [{"role": "user", "content": "Hi"}]}'
+  curl http://%[1]s/v1/chat/completions -H 'Authorization: Bearer sk-demo' -H 'Content-Type: application/json' \
+    -d '{"model": "demo-keyed", "messages": [{"role": "user", "content": "Hi"}]}'
+
+`, addr, strings.Join(aliases, ", "))
+}
