@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/onwardsgo/pool"
@@ -95,9 +96,11 @@ func (f *failure) write(w http.ResponseWriter) {
 	apiError(w, f.status, f.code, "server_error", f.msg)
 }
 
+var discard = slog.New(slog.DiscardHandler)
+
 func (p *Proxy) logger() *slog.Logger {
 	if p.Log == nil {
-		return slog.New(slog.DiscardHandler)
+		return discard
 	}
 	return p.Log
 }
@@ -190,10 +193,12 @@ func (p *Proxy) attempt(w http.ResponseWriter, r *http.Request, pl *pool.Provide
 		return &failure{status: http.StatusTooManyRequests, code: "rate_limit_exceeded",
 			msg: "The provider's rate limit is reached; retry after a short wait."}
 	}
-	ctx, cancel := context.WithCancelCause(r.Context()) // the client leaving cancels upstream
-	defer cancel(nil)
+	ctx := r.Context() // the client leaving cancels the upstream request
 	var timer *time.Timer
 	if t.RequestTimeout > 0 {
+		var cancel context.CancelCauseFunc
+		ctx, cancel = context.WithCancelCause(ctx)
+		defer cancel(nil)
 		timer = time.AfterFunc(t.RequestTimeout, func() { cancel(errHeaderTimeout) })
 	}
 	up, err := upstreamRequest(ctx, r, t, body)
@@ -248,11 +253,17 @@ func (p *Proxy) attempt(w http.ResponseWriter, r *http.Request, pl *pool.Provide
 	return nil
 }
 
+// copyBuffers recycles the buffers of copyBody, which would otherwise be
+// the largest allocation of a request.
+var copyBuffers = sync.Pool{New: func() any { return new([32 << 10]byte) }}
+
 // copyBody copies an upstream body to the client, flushing after each read
 // of a stream so that every event goes out as it arrives.
 func copyBody(w http.ResponseWriter, body io.Reader, stream bool) error {
 	rc := http.NewResponseController(w)
-	buf := make([]byte, 32<<10)
+	bp := copyBuffers.Get().(*[32 << 10]byte)
+	defer copyBuffers.Put(bp)
+	buf := bp[:]
 	for {
 		n, err := body.Read(buf)
 		if n > 0 {
