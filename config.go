@@ -85,13 +85,17 @@ type ConcurrencyLimitSpec struct {
 
 // HTTPPoolSpec is the config's "http_pool" object (not acted on here).
 type HTTPPoolSpec struct {
-	MaxIdlePerHost  *int `json:"max_idle_per_host,omitempty"`
+	// MaxIdlePerHost is the idle connections kept per upstream host.
+	MaxIdlePerHost *int `json:"max_idle_per_host,omitempty"`
+	// IdleTimeoutSecs is how long an idle connection is kept.
 	IdleTimeoutSecs *int `json:"idle_timeout_secs,omitempty"`
 }
 
 // FallbackSpec is a pool's "fallback" object: [FallbackConfig] as written
 // in a file.
 type FallbackSpec struct {
+	// Enabled, OnStatus, OnRateLimit and WithReplacement are those of
+	// FallbackConfig.
 	Enabled         bool  `json:"enabled,omitempty"`
 	OnStatus        []int `json:"on_status,omitempty"`
 	OnRateLimit     bool  `json:"on_rate_limit,omitempty"`
@@ -148,10 +152,12 @@ type ProviderSpec struct {
 type TargetSpec struct {
 	ProviderSpec
 	// Keys may call the alias, by key or by key-definition name.
-	Keys          []string        `json:"keys,omitempty"`
-	Strategy      string          `json:"strategy,omitempty"`
-	Fallback      *FallbackSpec   `json:"fallback,omitempty"`
-	RoutingRules  []RoutingRule   `json:"routing_rules,omitempty"`
+	Keys []string `json:"keys,omitempty"`
+	// Strategy, Fallback and RoutingRules are those of PoolSpec.
+	Strategy     string        `json:"strategy,omitempty"`
+	Fallback     *FallbackSpec `json:"fallback,omitempty"`
+	RoutingRules []RoutingRule `json:"routing_rules,omitempty"`
+	// OpenResponses is kept as written (not acted on here).
 	OpenResponses json.RawMessage `json:"open_responses,omitempty"`
 }
 
@@ -165,14 +171,19 @@ type PoolSpec struct {
 	RateLimit *RateLimitSpec `json:"rate_limit,omitempty"`
 	// ConcurrencyLimit caps requests in flight to the alias. Nil: none.
 	ConcurrencyLimit *ConcurrencyLimitSpec `json:"concurrency_limit,omitempty"`
-	Fallback         *FallbackSpec         `json:"fallback,omitempty"`
-	RoutingRules     []RoutingRule         `json:"routing_rules,omitempty"`
+	// Fallback says when a failed request moves on. Nil: never.
+	Fallback *FallbackSpec `json:"fallback,omitempty"`
+	// RoutingRules are evaluated in order against the key's labels.
+	RoutingRules []RoutingRule `json:"routing_rules,omitempty"`
 	// ResponseHeaders are added to every response from the pool; a
 	// provider's own headers win over them.
-	ResponseHeaders  map[string]string `json:"response_headers,omitempty"`
-	Trusted          *bool             `json:"trusted,omitempty"`
-	SanitizeResponse bool              `json:"sanitize_response,omitempty"`
-	OpenResponses    json.RawMessage   `json:"open_responses,omitempty"`
+	ResponseHeaders map[string]string `json:"response_headers,omitempty"`
+	// Trusted marks the pool trusted. Nil: false.
+	Trusted *bool `json:"trusted,omitempty"`
+	// SanitizeResponse reaches every provider (not acted on here).
+	SanitizeResponse bool `json:"sanitize_response,omitempty"`
+	// OpenResponses is kept as written (not acted on here).
+	OpenResponses json.RawMessage `json:"open_responses,omitempty"`
 	// Providers must hold at least one provider.
 	Providers []ProviderSpec `json:"providers"`
 }
@@ -182,9 +193,9 @@ type PoolSpec struct {
 // "providers"), a legacy list of single targets (an array), or a single
 // target (any other object).
 type TargetConfig struct {
-	Pool   *PoolSpec
-	List   []TargetSpec
-	Single *TargetSpec
+	Pool   *PoolSpec    // an object with "providers"
+	List   []TargetSpec // an array: the legacy list of single targets
+	Single *TargetSpec  // any other object
 }
 
 // UnmarshalJSON reads whichever of the three forms data holds.

@@ -29,8 +29,10 @@ type RoutingAction struct {
 // MatchLabels with an equal value. A rule with no labels matches every
 // request, as in onwards.
 type RoutingRule struct {
+	// MatchLabels must all be present, with equal values, on the key.
 	MatchLabels map[string]string `json:"match_labels"`
-	Action      RoutingAction     `json:"action"`
+	// Action is what a match does.
+	Action RoutingAction `json:"action"`
 }
 
 // matches reports whether every label of the rule is present in labels with

@@ -69,7 +69,7 @@ func run(configPath, addr string, log *slog.Logger) error {
 		log.Warn("config field kept but not acted on", "field", field)
 	}
 	if configPath != "" {
-		if err := watchConfig(ctx, configPath, reg, log); err != nil {
+		if err := watchConfig(ctx, configPath, reg, log, nil); err != nil {
 			return err
 		}
 	}
@@ -125,10 +125,11 @@ func startDemo(log *slog.Logger) (closeAll func(), cfg *pool.Config, err error) 
 	return closeAll, cfg, nil
 }
 
-// watchConfig reloads the config file when it changes and on SIGHUP. It
-// watches the file's directory, since editors often replace a file rather
-// than write it in place.
-func watchConfig(ctx context.Context, path string, reg *pool.Registry, log *slog.Logger) error {
+// watchConfig reloads the config file when it changes and on SIGHUP, until
+// ctx is done. It watches the file's directory, since editors often replace
+// a file rather than write it in place. Each reload's outcome is sent on
+// reloaded, if it is not nil.
+func watchConfig(ctx context.Context, path string, reg *pool.Registry, log *slog.Logger, reloaded chan<- error) error {
 	w, err := fsnotify.NewWatcher()
 	if err != nil {
 		return err
@@ -146,9 +147,12 @@ func watchConfig(ctx context.Context, path string, reg *pool.Registry, log *slog
 		}
 		if err != nil {
 			log.Error("config not reloaded; the previous one stays", "why", why, "error", err)
-			return
+		} else {
+			log.Info("config reloaded", "why", why, "aliases", reg.Aliases())
 		}
-		log.Info("config reloaded", "why", why, "aliases", reg.Aliases())
+		if reloaded != nil {
+			reloaded <- err
+		}
 	}
 	go func() {
 		defer w.Close()

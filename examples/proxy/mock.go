@@ -31,10 +31,10 @@ type MockUpstream struct {
 
 // SeenRequest is what the mock recorded of one chat request.
 type SeenRequest struct {
-	Path          string
-	Model         string
-	Authorization string
-	Header        http.Header
+	Path          string      // the request path, as the upstream saw it
+	Model         string      // the body's model
+	Authorization string      // the Authorization header
+	Header        http.Header // every header
 }
 
 // Seen returns the chat requests received so far.

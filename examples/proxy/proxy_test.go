@@ -10,7 +10,10 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -471,4 +474,83 @@ func TestJoinURL(t *testing.T) {
 		req, _ := url.Parse(tc.req)
 		assert.Equal(t, tc.want, joinURL(base, req).String(), "%s + %s", tc.base, tc.req)
 	}
+}
+
+func TestWatchConfigReloadsOnChangeAndSIGHUP(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "config.json")
+	write := func(aliases ...string) {
+		var targets []string
+		for _, a := range aliases {
+			targets = append(targets, fmt.Sprintf(`%q: {"url": "https://%s.example.com"}`, a, a))
+		}
+		// Write a new file and rename it over the old one, as editors do.
+		tmp := filepath.Join(dir, "config.json.tmp")
+		require.NoError(t, os.WriteFile(tmp, []byte(`{"targets": {`+strings.Join(targets, ",")+`}}`), 0o600))
+		require.NoError(t, os.Rename(tmp, path))
+	}
+	write("a")
+	cfg, err := pool.LoadConfig(path)
+	require.NoError(t, err)
+	reg, err := pool.NewRegistry(cfg)
+	require.NoError(t, err)
+
+	leakOpts := goleak.IgnoreCurrent()
+	ctx, cancel := context.WithCancel(context.Background())
+	reloaded := make(chan error, 10)
+	require.NoError(t, watchConfig(ctx, path, reg, discard, reloaded))
+	await := func() error {
+		select {
+		case err := <-reloaded:
+			return err
+		case <-time.After(testTimeout):
+			t.Fatal("no reload")
+			return nil
+		}
+	}
+
+	write("a", "b")
+	for err := await(); len(reg.Aliases()) != 2; err = await() {
+		require.NoError(t, err) // a rename can signal more than once
+	}
+	assert.Equal(t, []string{"a", "b"}, reg.Aliases())
+
+	// A broken file leaves the live config alone.
+	require.NoError(t, os.WriteFile(path, []byte(`{"targets": {"a": {"url": "nope"}}}`), 0o600))
+	assert.Error(t, await())
+	assert.Equal(t, []string{"a", "b"}, reg.Aliases())
+	for len(reloaded) > 0 { // one write can come as several events
+		<-reloaded
+	}
+
+	// Fix the file, then ask for a reload with SIGHUP alone: with the file
+	// events drained, the reload that follows the signal is the signal's.
+	require.NoError(t, os.WriteFile(path, []byte(`{"targets": {"c": {"url": "https://c.example.com"}}}`), 0o600))
+	for err := await(); !slicesEqual(reg.Aliases(), []string{"c"}); err = await() {
+		require.Error(t, err, "only a half-written file may fail")
+	}
+	for len(reloaded) > 0 {
+		<-reloaded
+	}
+	require.NoError(t, syscall.Kill(os.Getpid(), syscall.SIGHUP))
+	require.NoError(t, await(), "SIGHUP reloads the file")
+	assert.Equal(t, []string{"c"}, reg.Aliases())
+
+	cancel()
+	goleak.VerifyNone(t, leakOpts)
+}
+
+func TestModelOverrideHeader(t *testing.T) {
+	mock := &MockUpstream{Name: "a"}
+	r := newRig(t, basicConfig, map[string]http.Handler{"A": mock})
+	req, err := http.NewRequest("POST", r.proxy.URL+"/v1/chat/completions", strings.NewReader(`{"model": "nope", "messages": []}`))
+	require.NoError(t, err)
+	req.Header.Set("Model-Override", "raw")
+	resp, err := r.client.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusOK, resp.StatusCode, "the header names the alias, over the body's model")
+	seen := mock.Seen()
+	require.Len(t, seen, 1)
+	assert.Empty(t, seen[0].Header.Get("Model-Override"), "the header is not sent upstream")
 }
