@@ -136,6 +136,9 @@ func (l *ConcurrencyLimiter) AdoptActiveCounter(old *ConcurrencyLimiter) {
 // releases the slot and every later call does nothing. The slot is released
 // into the counter it was taken from, even if that counter has since been
 // adopted by a limiter of a newer pool.
+//
+// Guards are handed out from blocks of 32, so that taking one does not
+// allocate; a guard still referenced keeps its block (512 bytes) alive.
 type ConcurrencyGuard struct {
 	c    *counter
 	done atomic.Bool
