@@ -46,21 +46,23 @@ func checkDrained(b *testing.B, p *ProviderPool) {
 var sinkIndex int
 
 func BenchmarkSelectClose(b *testing.B) {
-	forEachSize(b, func(b *testing.B, n int) {
-		p := benchPool(b, n)
-		b.ReportAllocs()
-		b.ResetTimer()
-		for i := 0; i < b.N; i++ {
-			sel, ok := p.Select()
-			if !ok {
-				b.Fatal("no selection")
-			}
-			sinkIndex += sel.Index
-			sel.Close()
+	forEachSize(b, func(b *testing.B, n int) { selectCloseLoop(b, benchPool(b, n)) })
+}
+
+// selectCloseLoop is one Select and an immediate Close per op.
+func selectCloseLoop(b *testing.B, p *ProviderPool) {
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		sel, ok := p.Select()
+		if !ok {
+			b.Fatal("no selection")
 		}
-		b.StopTimer()
-		checkDrained(b, p)
-	})
+		sinkIndex += sel.Index
+		sel.Close()
+	}
+	b.StopTimer()
+	checkDrained(b, p)
 }
 
 func BenchmarkSelectInflight(b *testing.B) {
@@ -108,21 +110,7 @@ func BenchmarkFallbackIter(b *testing.B) {
 }
 
 func BenchmarkPrioritySelect(b *testing.B) {
-	forEachSize(b, func(b *testing.B, n int) {
-		p := benchPool(b, n, WithStrategy(Priority))
-		b.ReportAllocs()
-		b.ResetTimer()
-		for i := 0; i < b.N; i++ {
-			sel, ok := p.Select()
-			if !ok {
-				b.Fatal("no selection")
-			}
-			sinkIndex += sel.Index
-			sel.Close()
-		}
-		b.StopTimer()
-		checkDrained(b, p)
-	})
+	forEachSize(b, func(b *testing.B, n int) { selectCloseLoop(b, benchPool(b, n, WithStrategy(Priority))) })
 }
 
 func BenchmarkParallelInflight(b *testing.B) {
