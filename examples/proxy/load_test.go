@@ -36,7 +36,9 @@ func loadTargets(b *testing.B) (targets []struct{ name, url string }, client *ht
 	transport := http.DefaultTransport.(*http.Transport).Clone()
 	transport.MaxIdleConnsPerHost = loadClients
 	client = &http.Client{Transport: transport}
+	restoreGC := tuneGC() // as the proxy command runs
 	stop = func() {
+		restoreGC()
 		client.CloseIdleConnections()
 		proxy.Close()
 		upstream.CloseIdleConnections()

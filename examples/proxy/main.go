@@ -23,6 +23,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -38,11 +39,30 @@ func main() {
 	configPath := flag.String("config", "", "an onwards config file to serve and watch (default: the demo config over mock upstreams)")
 	addr := flag.String("addr", "127.0.0.1:8080", "the address to serve on")
 	flag.Parse()
+	tuneGC()
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	if err := run(*configPath, *addr, log); err != nil {
 		log.Error("proxy stopped", "error", err)
 		os.Exit(1)
 	}
+}
+
+// gcPercent is the proxy's GOGC unless the environment sets one. A proxy's
+// live heap is small and nearly all it allocates is garbage by the end of
+// the request, so at the default of 100 it collects many times a second,
+// and the collections show in the latency tail: at a paced 2000 req/s on
+// two cores, p99 through the proxy is about 1.6 ms at GOGC=100 and 0.6 ms
+// at 400 (BENCHMARKS.md). The price is a heap up to 5 times the live one.
+const gcPercent = 400
+
+// tuneGC applies gcPercent unless GOGC is set, and returns a function that
+// puts back the setting it replaced.
+func tuneGC() (restore func()) {
+	if os.Getenv("GOGC") != "" {
+		return func() {}
+	}
+	old := debug.SetGCPercent(gcPercent)
+	return func() { debug.SetGCPercent(old) }
 }
 
 func run(configPath, addr string, log *slog.Logger) error {
