@@ -83,6 +83,7 @@ type SelectIter struct {
 	excluded bitset
 	left     int  // attempts left
 	replace  bool // weighted_random may yield a provider again
+	walk     walk // the walk's own random numbers and guards
 }
 
 // SelectIter returns a new walk over the pool for one request.
@@ -116,7 +117,8 @@ func (it *SelectIter) Next() (Selection, bool) {
 		return Selection{}, false
 	}
 	it.left--
-	sel, ok := it.pool.selectExcluding(&it.excluded)
+	it.walk.want = it.left + 1 // this attempt and those left
+	sel, ok := it.pool.selectExcluding(&it.excluded, &it.walk)
 	if !ok {
 		it.left = 0
 		return Selection{}, false

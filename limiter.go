@@ -80,10 +80,16 @@ func (l *ConcurrencyLimiter) max() int64 {
 // the slot and true, or nil and false when the limiter is at its limit.
 // Close the guard to release the slot.
 func (l *ConcurrencyLimiter) TryAcquire() (*ConcurrencyGuard, bool) {
+	return l.tryAcquire(nil)
+}
+
+// tryAcquire is TryAcquire with the guard taken from w (nil: the shared
+// blocks).
+func (l *ConcurrencyLimiter) tryAcquire(w *walk) (*ConcurrencyGuard, bool) {
 	c := l.counter()
 	if !l.limited {
 		c.n.Add(1)
-		return newGuard(c), true
+		return w.guard(c), true
 	}
 	for {
 		n := c.n.Load()
@@ -91,7 +97,7 @@ func (l *ConcurrencyLimiter) TryAcquire() (*ConcurrencyGuard, bool) {
 			return nil, false
 		}
 		if c.n.CompareAndSwap(n, n+1) {
-			return newGuard(c), true
+			return w.guard(c), true
 		}
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"math/bits"
-	"math/rand/v2"
 	"slices"
 )
 
@@ -199,24 +198,25 @@ func (s Selection) Close() error {
 // providers of weight 0 are never picked. Under Priority it picks the first
 // provider with room. Select takes no lock.
 func (p *ProviderPool) Select() (Selection, bool) {
-	return p.selectExcluding(nil)
+	return p.selectExcluding(nil, nil)
 }
 
-// selectExcluding picks a provider outside ex (nil: none excluded).
-func (p *ProviderPool) selectExcluding(ex *bitset) (Selection, bool) {
+// selectExcluding picks a provider outside ex (nil: none excluded), with the
+// random numbers and guards of w (nil: the shared ones).
+func (p *ProviderPool) selectExcluding(ex *bitset, w *walk) (Selection, bool) {
 	if p == nil {
 		return Selection{}, false
 	}
 	if p.strategy == Priority {
-		return p.selectPriority(ex)
+		return p.selectPriority(ex, w)
 	}
 	for {
-		i := p.leastLoaded(ex)
+		i := p.leastLoaded(ex, w)
 		if i < 0 {
 			return Selection{}, false
 		}
 		e := &p.entries[i]
-		if g, ok := e.lim.TryAcquire(); ok {
+		if g, ok := e.lim.tryAcquire(w); ok {
 			return Selection{Index: i, Target: e.target, Guard: g}, true
 		}
 		// The provider filled up between the scan and the acquire: choose
@@ -226,13 +226,13 @@ func (p *ProviderPool) selectExcluding(ex *bitset) (Selection, bool) {
 }
 
 // selectPriority takes the first provider outside ex that has room.
-func (p *ProviderPool) selectPriority(ex *bitset) (Selection, bool) {
+func (p *ProviderPool) selectPriority(ex *bitset, w *walk) (Selection, bool) {
 	for i := range p.entries {
 		if ex.has(i) {
 			continue
 		}
 		e := &p.entries[i]
-		if g, ok := e.lim.TryAcquire(); ok {
+		if g, ok := e.lim.tryAcquire(w); ok {
 			return Selection{Index: i, Target: e.target, Guard: g}, true
 		}
 	}
@@ -252,7 +252,7 @@ func (p *ProviderPool) selectPriority(ex *bitset) (Selection, bool) {
 // the pick by a weighted reservoir step (keep the new word's ties with
 // probability their weight over the total so far), which leaves every tied
 // provider picked with probability weight/total.
-func (p *ProviderPool) leastLoaded(ex *bitset) int {
+func (p *ProviderPool) leastLoaded(ex *bitset, w *walk) int {
 	var (
 		best                 score
 		pickBase             int    // index of bit 0 of pickMask
@@ -269,7 +269,7 @@ func (p *ProviderPool) leastLoaded(ex *bitset) int {
 			continue
 		}
 		tieWeight += weight
-		if tieWeight == weight || rand.Uint64N(tieWeight) < weight {
+		if tieWeight == weight || w.uint64n(tieWeight) < weight {
 			pickBase, pickMask, pickWeight = base, mask, weight
 		}
 	}
@@ -279,7 +279,7 @@ func (p *ProviderPool) leastLoaded(ex *bitset) int {
 	if pickMask&(pickMask-1) == 0 {
 		return pickBase + bits.TrailingZeros64(pickMask)
 	}
-	r := rand.Uint64N(pickWeight)
+	r := w.uint64n(pickWeight)
 	for m := pickMask; ; m &= m - 1 {
 		j := bits.TrailingZeros64(m)
 		w := p.entries[pickBase+j].weight
