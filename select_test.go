@@ -85,3 +85,31 @@ func TestSelectRetriesWhenChosenProviderFills(t *testing.T) {
 		sel.Close()
 	}
 }
+
+func TestWalkRandomIsUniform(t *testing.T) {
+	t.Parallel()
+	var w walk
+	for _, n := range []uint64{1, 2, 3, 7, 1<<63 + 1, ^uint64(0)} {
+		for range 1000 {
+			require.Less(t, w.uint64n(n), n)
+		}
+	}
+	// Each of 5 values 200 000 times in 1 000 000 draws.
+	const n, draws = 5, 1_000_000
+	counts := make([]int, n)
+	for range draws {
+		counts[w.uint64n(n)]++
+	}
+	for v, c := range counts {
+		withinBinomialAmong(t, c, draws, 1.0/n, n, fmt.Sprintf("value %d", v))
+	}
+	// Half of [0, 2^63+1) lies below 2^62+1: the rejection path keeps it so.
+	const big = 1<<63 + 1
+	below := 0
+	for range 100_000 {
+		if w.uint64n(big) < big/2 {
+			below++
+		}
+	}
+	withinBinomial(t, below, 100_000, 0.5, "lower half of a range just past 2^63")
+}
