@@ -103,7 +103,8 @@ func TestWalkRandomIsUniform(t *testing.T) {
 	for v, c := range counts {
 		withinBinomialAmong(t, c, draws, 1.0/n, n, fmt.Sprintf("value %d", v))
 	}
-	// Half of [0, 2^63+1) lies below 2^62+1: the rejection path keeps it so.
+	// A range just past 2^63, where about half the draws are rejected, is
+	// still split evenly.
 	const big = 1<<63 + 1
 	below := 0
 	for range 100_000 {
