@@ -195,6 +195,17 @@ func BenchmarkBaseline(b *testing.B) {
 			sinkU64 += rand.Uint64N(10)
 		}
 	})
+	b.Run("SharedAtomicAdd", func(b *testing.B) {
+		// Every goroutine adds to one counter: the cost of moving its cache
+		// line between cores, the floor of any shared-counter workload at
+		// -cpu 2 and above. It depends on where the host places the vCPUs.
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				baseline.Add(1)
+			}
+		})
+	})
 	b.Run("Alloc16", func(b *testing.B) {
 		b.ReportAllocs()
 		for i := 0; i < b.N; i++ {
