@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -329,7 +330,7 @@ func joinURL(base, req *url.URL) *url.URL {
 	reqSegs := splitPath(req.Path)
 	overlap := 0
 	for k := min(len(baseSegs), len(reqSegs)); k > 0; k-- {
-		if slicesEqual(baseSegs[len(baseSegs)-k:], reqSegs[:k]) {
+		if slices.Equal(baseSegs[len(baseSegs)-k:], reqSegs[:k]) {
 			overlap = k
 			break
 		}
@@ -349,27 +350,11 @@ func joinURL(base, req *url.URL) *url.URL {
 	return &u
 }
 
+// splitPath returns the non-empty segments of a URL path.
 func splitPath(p string) []string {
-	var segs []string
-	for _, s := range strings.Split(p, "/") {
-		if s != "" {
-			segs = append(segs, s)
-		}
-	}
-	return segs
+	return strings.FieldsFunc(p, func(r rune) bool { return r == '/' })
 }
 
-func slicesEqual(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
 
 // hopByHop are the headers that belong to one connection, not the message.
 var hopByHop = []string{"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",

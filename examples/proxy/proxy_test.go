@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -526,7 +527,7 @@ func TestWatchConfigReloadsOnChangeAndSIGHUP(t *testing.T) {
 	// Fix the file, then ask for a reload with SIGHUP alone: with the file
 	// events drained, the reload that follows the signal is the signal's.
 	require.NoError(t, os.WriteFile(path, []byte(`{"targets": {"c": {"url": "https://c.example.com"}}}`), 0o600))
-	for err := await(); !slicesEqual(reg.Aliases(), []string{"c"}); err = await() {
+	for err := await(); !slices.Equal(reg.Aliases(), []string{"c"}); err = await() {
 		require.Error(t, err, "only a half-written file may fail")
 	}
 	for len(reloaded) > 0 {
