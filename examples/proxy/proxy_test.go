@@ -555,3 +555,40 @@ func TestModelOverrideHeader(t *testing.T) {
 	require.Len(t, seen, 1)
 	assert.Empty(t, seen[0].Header.Get("Model-Override"), "the header is not sent upstream")
 }
+
+func TestUnreachableUpstream(t *testing.T) {
+	dead := httptest.NewServer(http.NotFoundHandler())
+	deadURL := dead.URL
+	dead.Close() // nothing listens there now: every connection is refused
+	doc := strings.ReplaceAll(`{"targets": {
+	  "chat":   {"strategy": "priority", "fallback": {"enabled": true, "on_status": [5]},
+	             "providers": [{"url": "$DEAD"}, {"url": "$B"}]},
+	  "strict": {"url": "$DEAD"}}}`, "$DEAD", deadURL)
+	r := newRig(t, doc, map[string]http.Handler{"B": &MockUpstream{Name: "b"}})
+
+	resp, err := r.openai("").Chat.Completions.New(ctxT(t), chatParams("chat"))
+	require.NoError(t, err)
+	assert.Equal(t, "Hello from b", resp.Choices[0].Message.Content, "a transport error moves on to the next provider")
+
+	_, err = r.openai("").Chat.Completions.New(ctxT(t), chatParams("strict"))
+	assertAPIError(t, err, http.StatusBadGateway, "upstream_error")
+}
+
+func TestProviderRateLimit(t *testing.T) {
+	const doc = `{"targets": {
+	  "chat":   {"strategy": "priority", "fallback": {"enabled": true, "on_rate_limit": true},
+	             "providers": [{"url": "$A", "rate_limit": {"requests_per_second": 0.000001, "burst_size": 1}}, {"url": "$B"}]},
+	  "strict": {"strategy": "priority", "fallback": {"enabled": true, "on_status": [5]},
+	             "providers": [{"url": "$A", "onwards_key": "other", "rate_limit": {"requests_per_second": 0.000001, "burst_size": 1}}, {"url": "$B"}]}}}`
+	r := newRig(t, doc, map[string]http.Handler{"A": &MockUpstream{Name: "a"}, "B": &MockUpstream{Name: "b"}})
+	c := r.openai("")
+	for _, want := range []string{"Hello from a", "Hello from b"} {
+		resp, err := c.Chat.Completions.New(ctxT(t), chatParams("chat"))
+		require.NoError(t, err)
+		assert.Equal(t, want, resp.Choices[0].Message.Content, "the rate-limited provider is skipped once its burst is spent")
+	}
+	_, err := c.Chat.Completions.New(ctxT(t), chatParams("strict"))
+	require.NoError(t, err)
+	_, err = c.Chat.Completions.New(ctxT(t), chatParams("strict"))
+	assertAPIError(t, err, http.StatusTooManyRequests, "rate_limit_exceeded") // no on_rate_limit: 429
+}
