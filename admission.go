@@ -16,7 +16,8 @@ type Admission struct {
 	Alias string
 	// Pool is the pool of Alias, from the config that admitted the request.
 	Pool *ProviderPool
-	// Labels are the labels of the caller's key definition, or nil.
+	// Labels are the labels of the caller's key definition, or nil. The map
+	// is the registry's own: read it, do not modify it.
 	Labels map[string]string
 
 	guards [2]*ConcurrencyGuard // pool slot, key slot; nil where none
