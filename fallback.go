@@ -106,6 +106,7 @@ func (p *ProviderPool) newSelectIter() SelectIter {
 		pool:    p,
 		left:    left,
 		replace: p.hasFallback && p.fallback.WithReplacement && p.strategy == WeightedRandom,
+		walk:    walk{want: left},
 	}
 }
 
@@ -117,7 +118,6 @@ func (it *SelectIter) Next() (Selection, bool) {
 		return Selection{}, false
 	}
 	it.left--
-	it.walk.want = it.left + 1 // this attempt and those left
 	sel, ok := it.pool.selectExcluding(&it.excluded, &it.walk)
 	if !ok {
 		it.left = 0
@@ -130,9 +130,9 @@ func (it *SelectIter) Next() (Selection, bool) {
 }
 
 // Attempts returns the same lazy walk as SelectIter, for a range loop. Each
-// loop over it is a fresh walk for one request. Each selection it yields belongs to the loop
-// body, which must close it; a selection kept when the loop breaks is still
-// the caller's to close.
+// loop over it is a fresh walk for one request. Each selection it yields
+// belongs to the loop body, which must close it; a selection kept when the
+// loop breaks is still the caller's to close.
 func (p *ProviderPool) Attempts() iter.Seq[Selection] {
 	return func(yield func(Selection) bool) {
 		it := p.newSelectIter()

@@ -13,7 +13,7 @@ type walk struct {
 	rng    uint64             // wyrand state
 	seeded bool               // whether rng has been seeded
 	guards []ConcurrencyGuard // fresh guards not yet handed out
-	want   int                // how many more guards the walk may need
+	want   int                // at most how many more guards the walk needs
 }
 
 // uint64n returns a uniform random number in [0, n), n > 0.
@@ -45,6 +45,7 @@ func (w *walk) guard(c *counter) *ConcurrencyGuard {
 	}
 	g := &w.guards[0]
 	w.guards = w.guards[1:]
+	w.want--
 	g.c = c
 	return g
 }
