@@ -64,11 +64,29 @@ func send(client *http.Client, url string) (time.Duration, bool) {
 	return time.Since(t0), resp.StatusCode == http.StatusOK
 }
 
-// reportLatency reports the p50 and p99 of latencies, in microseconds.
-func reportLatency(b *testing.B, all []time.Duration) {
-	slices.Sort(all)
-	b.ReportMetric(float64(all[len(all)/2].Microseconds()), "p50-µs")
-	b.ReportMetric(float64(all[len(all)*99/100].Microseconds()), "p99-µs")
+// latencies gathers the latencies of a load run's clients, and its failures.
+type latencies struct {
+	failed atomic.Int64
+	mu     sync.Mutex
+	all    []time.Duration
+}
+
+// add merges one client's latencies.
+func (l *latencies) add(local []time.Duration) {
+	l.mu.Lock()
+	l.all = append(l.all, local...)
+	l.mu.Unlock()
+}
+
+// report fails the run if any request failed, and otherwise reports the p50
+// and p99 latency, in microseconds.
+func (l *latencies) report(b *testing.B) {
+	if n := l.failed.Load(); n > 0 {
+		b.Fatalf("%d of %d requests failed", n, b.N)
+	}
+	slices.Sort(l.all)
+	b.ReportMetric(float64(l.all[len(l.all)/2].Microseconds()), "p50-µs")
+	b.ReportMetric(float64(l.all[len(l.all)*99/100].Microseconds()), "p99-µs")
 }
 
 // BenchmarkLoad sends chat completions from 64 concurrent clients on
@@ -83,11 +101,7 @@ func BenchmarkLoad(b *testing.B) {
 	defer stop()
 	for _, target := range targets {
 		b.Run(target.name, func(b *testing.B) {
-			var (
-				failed atomic.Int64
-				mu     sync.Mutex
-				all    []time.Duration
-			)
+			var lat latencies
 			b.SetParallelism((loadClients + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0))
 			b.ReportAllocs()
 			b.ResetTimer()
@@ -97,22 +111,17 @@ func BenchmarkLoad(b *testing.B) {
 				for pb.Next() {
 					d, ok := send(client, target.url)
 					if !ok {
-						failed.Add(1)
+						lat.failed.Add(1)
 						continue
 					}
 					local = append(local, d)
 				}
-				mu.Lock()
-				all = append(all, local...)
-				mu.Unlock()
+				lat.add(local)
 			})
 			elapsed := time.Since(start)
 			b.StopTimer()
-			if n := failed.Load(); n > 0 {
-				b.Fatalf("%d of %d requests failed", n, b.N)
-			}
-			b.ReportMetric(float64(len(all))/elapsed.Seconds(), "req/s")
-			reportLatency(b, all)
+			b.ReportMetric(float64(b.N)/elapsed.Seconds(), "req/s")
+			lat.report(b)
 		})
 	}
 }
@@ -134,10 +143,8 @@ func BenchmarkLoadPaced(b *testing.B) {
 	for _, target := range targets {
 		b.Run(target.name, func(b *testing.B) {
 			var (
-				failed atomic.Int64
-				mu     sync.Mutex
-				all    []time.Duration
-				wg     sync.WaitGroup
+				lat latencies
+				wg  sync.WaitGroup
 			)
 			interval := time.Second * loadClients / pacedRate
 			b.ResetTimer()
@@ -157,23 +164,18 @@ func BenchmarkLoadPaced(b *testing.B) {
 					for range share {
 						d, ok := send(client, target.url)
 						if !ok {
-							failed.Add(1)
+							lat.failed.Add(1)
 						} else {
 							local = append(local, d)
 						}
 						<-tick.C
 					}
-					mu.Lock()
-					all = append(all, local...)
-					mu.Unlock()
+					lat.add(local)
 				}()
 			}
 			wg.Wait()
 			b.StopTimer()
-			if n := failed.Load(); n > 0 {
-				b.Fatalf("%d of %d requests failed", n, b.N)
-			}
-			reportLatency(b, all)
+			lat.report(b)
 		})
 	}
 }
