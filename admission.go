@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strconv"
+	"time"
 )
 
 // Admission is a request let in by [Registry.Admit]: the pool to select a
@@ -52,6 +54,12 @@ type AdmissionError struct {
 	Param string
 	// Message says what happened and what to do; it never holds a key.
 	Message string
+	// RetryAfter is how long the client should wait before it retries, sent
+	// as a Retry-After header in whole seconds, rounded up. Every 429 that
+	// Admit returns sets it: the time until a token is available for a rate
+	// limit, [ConcurrencyRetryAfter] for a concurrency limit. Zero: no
+	// header.
+	RetryAfter time.Duration
 }
 
 // Error returns "pool: STATUS CODE: MESSAGE".
@@ -71,6 +79,9 @@ func (e *AdmissionError) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
 	}})
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
+	if e.RetryAfter > 0 {
+		w.Header().Set("Retry-After", RetryAfterSeconds(e.RetryAfter))
+	}
 	w.WriteHeader(e.Status)
 	w.Write(append(body, '\n'))
 }
@@ -84,6 +95,8 @@ func (e *AdmissionError) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
 //   - the first routing rule matching the labels of the token's key
 //     definition denies (403) or redirects to another alias, whose pool is
 //     used from then on (its rules are not evaluated again);
+//   - the pool has no providers: 503 (after the routing rules, as onwards
+//     0.18.4 and later order them);
 //   - the pool's rate limit, then the key's: 429 rate_limit_exceeded;
 //   - the pool's concurrency limit, then the key's: 429
 //     concurrency_limit_exceeded.
@@ -138,11 +151,15 @@ func (r *Registry) Admit(alias, bearerToken string) (*Admission, error) {
 		}
 	}
 	p := a.pool
+	if p.IsEmpty() {
+		return nil, &AdmissionError{Status: http.StatusServiceUnavailable, Code: "no_providers", Type: "server_error",
+			Message: fmt.Sprintf("The model %q has no providers configured; try again later.", alias)}
+	}
 	if l := p.RateLimiter(); l != nil && !l.Allow() {
-		return nil, rateLimited(fmt.Sprintf("The model %q is receiving too many requests; retry after a short wait.", alias))
+		return nil, rateLimited(fmt.Sprintf("The model %q is receiving too many requests; retry after a short wait.", alias), l)
 	}
 	if key != nil && key.rate != nil && !key.rate.lim.Allow() {
-		return nil, rateLimited("This API key is sending too many requests; retry after a short wait.")
+		return nil, rateLimited("This API key is sending too many requests; retry after a short wait.", key.rate.lim)
 	}
 	adm := &Admission{Alias: alias, Pool: p, Labels: labels}
 	if l := p.ConcurrencyLimiter(); l != nil {
@@ -163,10 +180,23 @@ func (r *Registry) Admit(alias, bearerToken string) (*Admission, error) {
 	return adm, nil
 }
 
-func rateLimited(msg string) *AdmissionError {
-	return &AdmissionError{Status: http.StatusTooManyRequests, Code: "rate_limit_exceeded", Type: "rate_limit_error", Message: msg}
+func rateLimited(msg string, l RateLimiter) *AdmissionError {
+	wait := RateLimitDelay(l)
+	if wait <= 0 { // a limiter that cannot tell: advise as for concurrency
+		wait = ConcurrencyRetryAfter
+	}
+	return &AdmissionError{Status: http.StatusTooManyRequests, Code: "rate_limit_exceeded", Type: "rate_limit_error", Message: msg,
+		RetryAfter: wait}
 }
 
 func concurrencyLimited(msg string) *AdmissionError {
-	return &AdmissionError{Status: http.StatusTooManyRequests, Code: "concurrency_limit_exceeded", Type: "rate_limit_error", Message: msg}
+	return &AdmissionError{Status: http.StatusTooManyRequests, Code: "concurrency_limit_exceeded", Type: "rate_limit_error", Message: msg,
+		RetryAfter: ConcurrencyRetryAfter}
+}
+
+// RetryAfterSeconds formats d as a Retry-After value: whole seconds,
+// rounded up, at least 1.
+func RetryAfterSeconds(d time.Duration) string {
+	secs := (d + time.Second - 1) / time.Second
+	return strconv.FormatInt(int64(max(secs, 1)), 10)
 }

@@ -4,6 +4,7 @@ import (
 	"math"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"golang.org/x/time/rate"
 )
@@ -204,4 +205,37 @@ type RateLimiter interface {
 // requests and a burst of 0 allows none.
 func NewRateLimiter(requestsPerSecond float64, burst int) RateLimiter {
 	return rate.NewLimiter(rate.Limit(requestsPerSecond), burst)
+}
+
+// ConcurrencyRetryAfter is the wait that a refusal for a concurrency limit
+// advises (as Retry-After). A slot frees when some request finishes, which
+// no one can predict, so it is a short fixed value: long enough that a
+// client does not spin, short enough that it does not idle.
+const ConcurrencyRetryAfter = time.Second
+
+// RateLimitDelay returns how long until l allows one more request, for a
+// 429's Retry-After. It knows limiters that report their tokens and rate,
+// as a [*rate.Limiter] (and so [NewRateLimiter]) does; for any other
+// limiter, and for a nil one, it returns 0, which callers treat as
+// "unknown". It takes no token.
+func RateLimitDelay(l RateLimiter) time.Duration {
+	tl, ok := l.(interface {
+		Tokens() float64
+		Limit() rate.Limit
+	})
+	if !ok {
+		return 0
+	}
+	tokens, limit := tl.Tokens(), float64(tl.Limit())
+	switch {
+	case tokens >= 1:
+		return 0
+	case !(limit > 0) || math.IsInf(limit, 0):
+		return 0 // never refills, or never limits: no wait helps
+	}
+	secs := (1 - tokens) / limit
+	if secs > float64(math.MaxInt64/int64(time.Second)) {
+		return time.Duration(math.MaxInt64)
+	}
+	return time.Duration(math.Ceil(secs * float64(time.Second)))
 }

@@ -1,0 +1,129 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/onwardsgo/pool"
+)
+
+// maxErrorBodyBytes bounds an upstream error answer kept while the walk
+// tries the next provider.
+const maxErrorBodyBytes = 1 << 20
+
+// failure is why one try gave no answer for the client: an upstream answer
+// the pool falls back on (resp, its body read), or an error of the
+// gateway's (own).
+type failure struct {
+	resp *http.Response
+	body []byte
+	opts ResponseOptions // how to write resp
+	own  *pool.AdmissionError
+}
+
+// forward walks the admitted pool's providers until one answers with a
+// status the pool does not fall back on, and writes that answer, or else
+// the last failure.
+func (h *Handler) forward(w http.ResponseWriter, r *http.Request, req *request) {
+	pl := req.adm.Pool
+	last := &failure{own: errAllBusy()}
+	for sel := range pl.Attempts() {
+		start := time.Now()
+		f, status, err := h.try(w, r, req, sel)
+		fellBack := f != nil && fallsBack(pl, f, err)
+		sel.Close()
+		h.report(Attempt{Alias: req.adm.Alias, Provider: sel.Index, URL: sel.Target.URL.Redacted(),
+			Status: status, Err: err, Duration: time.Since(start), FellBack: fellBack})
+		if f == nil {
+			if errors.Is(err, ErrUpstreamBrokeOff) && r.Context().Err() == nil {
+				panic(http.ErrAbortHandler) // the status is sent: abort the client's response
+			}
+			return // answered, or the client has left
+		}
+		last = f
+		if !fellBack {
+			break
+		}
+	}
+	h.writeFailure(w, last)
+}
+
+// try sends the request to one provider. It returns a nil failure when it
+// wrote the answer (the error then says how the copy ended), or else the
+// failure to record and why; and the upstream's status, or 0.
+func (h *Handler) try(w http.ResponseWriter, r *http.Request, req *request, sel pool.Selection) (*failure, int, error) {
+	t := sel.Target
+	if t.RateLimiter != nil && !t.RateLimiter.Allow() {
+		return &failure{own: errProviderRate(pool.RateLimitDelay(t.RateLimiter))}, 0, ErrProviderRateLimited
+	}
+	up, err := NewUpstreamRequest(r.Context(), r, t, req.body)
+	if err != nil {
+		return &failure{own: errUnreachable()}, 0, err
+	}
+	resp, err := Send(h.Client, up, t.RequestTimeout)
+	switch {
+	case errors.Is(err, ErrUpstreamTimeout):
+		return &failure{own: errTimeout()}, 0, err
+	case errors.Is(err, context.Canceled) || r.Context().Err() != nil:
+		return nil, 0, context.Canceled
+	case err != nil:
+		return &failure{own: errUnreachable()}, 0, err
+	}
+	defer resp.Body.Close()
+	opts := responseOptions(r, req, t)
+	if req.adm.Pool.ShouldFallbackOnStatus(resp.StatusCode) {
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBodyBytes))
+		return &failure{resp: resp, body: body, opts: opts}, resp.StatusCode, nil
+	}
+	return nil, resp.StatusCode, CopyResponse(w, resp, opts)
+}
+
+// responseOptions are the options of CopyResponse for an answer of t: its
+// trust is its own trusted setting, else its pool's.
+func responseOptions(r *http.Request, req *request, t *pool.Target) ResponseOptions {
+	trusted := req.adm.Pool.IsTrusted()
+	if t.Trusted != nil {
+		trusted = *t.Trusted
+	}
+	return ResponseOptions{Path: r.URL.Path, Model: req.model, Sanitize: t.SanitizeResponse,
+		Strict: req.strict, Trusted: trusted, Header: t.ResponseHeaders}
+}
+
+// fallsBack reports whether the walk moves on after failure f.
+func fallsBack(pl *pool.ProviderPool, f *failure, err error) bool {
+	switch {
+	case errors.Is(err, ErrProviderRateLimited):
+		return pl.ShouldFallbackOnRateLimit()
+	case f.resp != nil:
+		return pl.ShouldFallbackOnStatus(f.resp.StatusCode)
+	default: // the upstream could not be reached or did not answer in time
+		return pl.FallbackEnabled()
+	}
+}
+
+// writeFailure writes the failure of the last try: the upstream's answer,
+// treated as any answer is, or the gateway's own error.
+func (h *Handler) writeFailure(w http.ResponseWriter, f *failure) {
+	if f.own != nil {
+		writeOwnError(w, f.own, nil)
+		return
+	}
+	f.resp.Body = io.NopCloser(bytes.NewReader(f.body))
+	f.resp.Header.Del("Content-Length")
+	CopyResponse(w, f.resp, f.opts)
+}
+
+// report hands an attempt to the hook and the log.
+func (h *Handler) report(a Attempt) {
+	if h.OnAttempt != nil {
+		h.OnAttempt(a)
+	}
+	if h.Log != nil {
+		h.Log.Info("attempt", "alias", a.Alias, "provider", a.Provider, "url", a.URL,
+			"status", a.Status, "error", a.Err, "duration", a.Duration, "fell_back", a.FellBack)
+	}
+}

@@ -1,0 +1,221 @@
+// Package gateway forwards OpenAI-compatible requests to the providers of a
+// [pool.Registry], as onwards' handler does.
+package gateway
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/onwardsgo/pool"
+)
+
+// DefaultMaxBodyBytes is the largest request body a [Handler] reads when
+// its MaxBodyBytes is 0.
+const DefaultMaxBodyBytes = 32 << 20
+
+// Handler is an OpenAI-compatible gateway over a registry of pools: mount
+// it on a server and it serves GET /v1/models, GET /v1/models/{id}, and
+// forwards every other request to a provider of the pool the request's
+// model names.
+//
+// For a forwarded request it reads the model from the Model-Override
+// header or else the JSON body's "model", admits the request
+// ([pool.Registry.Admit]), and walks the pool's providers
+// ([pool.ProviderPool.Attempts]) until one gives an answer the pool does
+// not fall back on. See [NewUpstreamRequest], [Send] and [CopyResponse]
+// for what each try does. Every slot the request takes is held until the
+// answer, streamed or not, is fully written or the client has left.
+//
+// The config's strict_mode and each provider's sanitize_response and
+// trusted settings apply as in onwards (see [ResponseOptions]); they are
+// read per request, so a reload changes them.
+//
+// Errors are OpenAI's error JSON and never name an upstream, an address or
+// a key: a provider that cannot be reached is a 503, one that does not
+// answer in time a 504, and every 429 carries Retry-After.
+//
+// The zero Handler has no registry and answers 503 to every request. A
+// Handler is safe for simultaneous use by multiple goroutines; do not
+// change its fields while it serves.
+type Handler struct {
+	// Registry holds the pools by alias. Reload it to change the config.
+	Registry *pool.Registry
+
+	// Client sends the upstream requests. Nil: a client shared by every
+	// Handler, made once by [NewClient].
+	Client *http.Client
+
+	// Log gets a line per attempt and per refusal. Nil: no logging. Lines
+	// may name upstream URLs (without passwords), never a key.
+	Log *slog.Logger
+
+	// OnAttempt, when set, is called after each try of a provider, from
+	// the request's goroutine. It must not block for long.
+	OnAttempt func(Attempt)
+
+	// MaxBodyBytes bounds the request body. 0: DefaultMaxBodyBytes.
+	MaxBodyBytes int64
+}
+
+// ServeHTTP serves one request; see [Handler].
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if h.Registry == nil || h.Registry.Config() == nil {
+		apiError(http.StatusServiceUnavailable, "service_unavailable", "server_error",
+			"The gateway has no configuration loaded yet; try again shortly.").ServeHTTP(w, r)
+		return
+	}
+	if r.Method == http.MethodGet {
+		switch path := strings.TrimSuffix(r.URL.Path, "/"); {
+		case path == pathModels:
+			h.listModels(w)
+			return
+		case strings.HasPrefix(path, pathModels+"/"):
+			h.getModel(w, strings.TrimPrefix(path, pathModels+"/"))
+			return
+		}
+	}
+	strict := h.Registry.Config().StrictMode
+	if strict && (r.Method != http.MethodPost || !strictPath(r.URL.Path)) {
+		apiError(http.StatusNotFound, "not_found", "invalid_request_error",
+			"This gateway serves only POST /v1/chat/completions, /v1/embeddings, /v1/responses and GET /v1/models.").ServeHTTP(w, r)
+		return
+	}
+	req, aerr := h.readRequest(w, r)
+	if aerr == nil && strict {
+		aerr = validateRequest(r.URL.Path, req.body)
+	}
+	if aerr != nil {
+		h.refuse(w, r, aerr)
+		return
+	}
+	req.strict = strict
+	adm, err := h.Registry.Admit(req.route, bearerToken(r))
+	if err != nil {
+		var ae *pool.AdmissionError
+		if !errors.As(err, &ae) {
+			ae = apiError(http.StatusInternalServerError, "internal_error", "server_error", "The request could not be admitted.")
+		}
+		h.refuse(w, r, ae)
+		return
+	}
+	defer adm.Close()
+	req.adm = adm
+	h.forward(w, r, req)
+}
+
+// request is what the gateway has read of a client's request.
+type request struct {
+	body   []byte
+	route  string // the model that selects the pool: Model-Override, else the body's
+	model  string // the model the client named, written into sanitized answers
+	strict bool
+	adm    *pool.Admission
+}
+
+// readRequest reads the body and the model of a request to forward.
+func (h *Handler) readRequest(w http.ResponseWriter, r *http.Request) (*request, *pool.AdmissionError) {
+	limit := h.MaxBodyBytes
+	if limit <= 0 {
+		limit = DefaultMaxBodyBytes
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return nil, apiError(http.StatusRequestEntityTooLarge, "request_too_large", "invalid_request_error",
+				fmt.Sprintf("The request body is over %d bytes; send a smaller one.", tooBig.Limit))
+		}
+		return nil, apiError(http.StatusBadRequest, "invalid_body", "invalid_request_error", "The request body could not be read.")
+	}
+	req := &request{body: body, route: r.Header.Get("Model-Override")}
+	if len(bytes.TrimSpace(body)) > 0 && (req.route == "" || json.Valid(body)) {
+		var fields map[string]json.RawMessage
+		if err := json.Unmarshal(body, &fields); err != nil || fields == nil {
+			return nil, apiError(http.StatusBadRequest, "invalid_json", "invalid_request_error",
+				"The request body is not a JSON object; send JSON such as {\"model\": \"...\", ...} with Content-Type: application/json.")
+		}
+		if raw, ok := fields["model"]; ok && string(raw) != "null" {
+			if err := json.Unmarshal(raw, &req.model); err != nil {
+				e := apiError(http.StatusBadRequest, "invalid_type", "invalid_request_error", "The model field must be a string.")
+				e.Param = "model"
+				return nil, e
+			}
+		}
+	}
+	if req.route == "" {
+		req.route = req.model
+	}
+	if req.model == "" {
+		req.model = req.route
+	}
+	return req, nil
+}
+
+// bearerToken returns the token of an "Authorization: Bearer" header, or "".
+func bearerToken(r *http.Request) string {
+	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return ""
+	}
+	return strings.TrimSpace(token)
+}
+
+// refuse writes an error of the gateway's for a request it did not forward.
+func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, e *pool.AdmissionError) {
+	if h.Log != nil {
+		h.Log.Info("refused", "method", r.Method, "path", r.URL.Path, "status", e.Status, "code", e.Code)
+	}
+	e.ServeHTTP(w, r)
+}
+
+// model is an entry of /v1/models, in OpenAI's shape.
+type model struct {
+	ID      string `json:"id"`
+	Object  string `json:"object"`
+	Created int64  `json:"created"`
+	OwnedBy string `json:"owned_by"`
+}
+
+func newModel(alias string) model {
+	return model{ID: alias, Object: "model", OwnedBy: "onwards"}
+}
+
+// listModels writes every alias in OpenAI's list shape.
+func (h *Handler) listModels(w http.ResponseWriter) {
+	list := struct {
+		Object string  `json:"object"`
+		Data   []model `json:"data"`
+	}{Object: "list", Data: []model{}}
+	for _, alias := range h.Registry.Aliases() {
+		list.Data = append(list.Data, newModel(alias))
+	}
+	writeJSON(w, list)
+}
+
+// getModel writes one alias, or a 404 for an unknown one.
+func (h *Handler) getModel(w http.ResponseWriter, id string) {
+	if _, ok := h.Registry.Pool(id); !ok {
+		e := apiError(http.StatusNotFound, "model_not_found", "invalid_request_error",
+			fmt.Sprintf("The model %q does not exist; list the models at /v1/models.", id))
+		e.Param = "model"
+		e.ServeHTTP(w, nil)
+		return
+	}
+	writeJSON(w, newModel(id))
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		apiError(http.StatusInternalServerError, "internal_error", "server_error", "The answer could not be encoded.").ServeHTTP(w, nil)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Write(append(body, '\n'))
+}

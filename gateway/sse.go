@@ -1,0 +1,146 @@
+package gateway
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"sync"
+)
+
+// maxEventBytes bounds one server-sent event that the gateway re-encodes.
+const maxEventBytes = 4 << 20
+
+// copySSE copies a stream of server-sent events, re-encoding the data of
+// each event with transform and flushing after each one. Comment lines and
+// fields other than data are dropped, as onwards drops them; the data lines
+// of one event are joined with "\n" (the SSE rule). A transform error ends
+// the stream with the event onError returns. It returns the read error of
+// body, wrapped in ErrUpstreamBrokeOff, or a write error.
+func copySSE(w http.ResponseWriter, body io.Reader, transform func([]byte) ([]byte, error), onError func() []byte) error {
+	rc := http.NewResponseController(w)
+	br := bufio.NewReaderSize(body, 16<<10)
+	var data bytes.Buffer
+	hasData := false
+	emit := func() (stop bool, err error) {
+		if !hasData {
+			return false, nil
+		}
+		out, terr := transform(data.Bytes())
+		data.Reset()
+		hasData = false
+		if terr != nil {
+			out, stop = onError(), true
+		}
+		if err := writeEvent(w, out); err != nil {
+			return true, err
+		}
+		return stop, rc.Flush()
+	}
+	for {
+		line, rerr := readLine(br)
+		if len(line) == 0 && rerr == nil { // a blank line ends an event
+			if stop, err := emit(); stop || err != nil {
+				return err
+			}
+			continue
+		}
+		if value, ok := dataField(line); ok {
+			if hasData {
+				data.WriteByte('\n')
+			}
+			data.Write(value)
+			hasData = true
+			if data.Len() > maxEventBytes {
+				rerr = errors.New("gateway: server-sent event over 4 MiB")
+			}
+		}
+		if rerr != nil {
+			if rerr == io.EOF { // an event not closed by a blank line still counts
+				_, err := emit()
+				return err
+			}
+			return fmt.Errorf("%w: %v", ErrUpstreamBrokeOff, rerr)
+		}
+	}
+}
+
+// readLine reads one line without its "\n" or "\r\n". At the end of the
+// body it returns the last, unterminated, line with io.EOF.
+func readLine(br *bufio.Reader) ([]byte, error) {
+	line, err := br.ReadSlice('\n')
+	if errors.Is(err, bufio.ErrBufferFull) {
+		long := append([]byte(nil), line...)
+		for errors.Is(err, bufio.ErrBufferFull) && len(long) <= maxEventBytes {
+			line, err = br.ReadSlice('\n')
+			long = append(long, line...)
+		}
+		line = long
+		if errors.Is(err, bufio.ErrBufferFull) {
+			return nil, errors.New("gateway: server-sent event line over 4 MiB")
+		}
+	}
+	line = bytes.TrimSuffix(bytes.TrimSuffix(line, []byte("\n")), []byte("\r"))
+	if err == io.EOF && len(line) > 0 {
+		return line, io.EOF
+	}
+	if err == io.EOF {
+		return nil, io.EOF
+	}
+	return line, err
+}
+
+// dataField returns the value of a "data:" line, without the one space
+// that may follow the colon.
+func dataField(line []byte) ([]byte, bool) {
+	v, ok := bytes.CutPrefix(line, []byte("data:"))
+	if !ok {
+		return nil, false
+	}
+	return bytes.TrimPrefix(v, []byte(" ")), true
+}
+
+// writeEvent writes one event with data.
+func writeEvent(w io.Writer, data []byte) error {
+	buf := make([]byte, 0, len(data)+8)
+	buf = append(buf, "data: "...)
+	buf = append(buf, data...)
+	buf = append(buf, "\n\n"...)
+	_, err := w.Write(buf)
+	return err
+}
+
+// copyBuffers recycles the buffers of copyFlushing, which would otherwise
+// be the largest allocation of a request.
+var copyBuffers = sync.Pool{New: func() any { return new([32 << 10]byte) }}
+
+// copyFlushing copies body to w as it is, flushing after every read when
+// flush is set, so that each event of a stream goes out as it arrives. A
+// read error is wrapped in ErrUpstreamBrokeOff; a write error is returned
+// as it is.
+func copyFlushing(w http.ResponseWriter, body io.Reader, flush bool) error {
+	rc := http.NewResponseController(w)
+	bp := copyBuffers.Get().(*[32 << 10]byte)
+	defer copyBuffers.Put(bp)
+	for {
+		n, err := body.Read(bp[:])
+		if n > 0 {
+			if _, werr := w.Write(bp[:n]); werr != nil {
+				return werr
+			}
+			if flush {
+				if ferr := rc.Flush(); ferr != nil {
+					return ferr
+				}
+			}
+		}
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("%w: %v", ErrUpstreamBrokeOff, err)
+		}
+	}
+}

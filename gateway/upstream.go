@@ -1,0 +1,193 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/onwardsgo/pool"
+)
+
+// NewUpstreamRequest builds the request that forwards r to target t with
+// body (r's body, already read):
+//
+//   - the URL is t.URL joined with r's path and query by [JoinURL], so
+//     https://host/v1 and /v1/chat/completions give
+//     https://host/v1/chat/completions, not /v1/v1/...;
+//   - the JSON body's "model" is replaced by t.UpstreamModel when it is set
+//     (onwards_model); any other body is sent as it is;
+//   - r's headers are copied except the client's credentials
+//     (Authorization, Proxy-Authorization and t's own auth header), the
+//     hop-by-hop headers (and those Connection names), Model-Override,
+//     Host, Content-Length and Accept-Encoding (the transport negotiates
+//     compression itself);
+//   - t's key goes in t's auth header ([pool.Target.AuthHeader]).
+//
+// The request carries ctx; pass the client's request context so that a
+// client that leaves cancels the upstream call. [Send] adds t's timeout.
+func NewUpstreamRequest(ctx context.Context, r *http.Request, t *pool.Target, body []byte) (*http.Request, error) {
+	if t == nil || t.URL == nil {
+		return nil, errors.New("gateway: target has no URL; build targets with pool.NewTarget")
+	}
+	if t.UpstreamModel != "" {
+		body = RewriteModel(body, t.UpstreamModel)
+	}
+	u := JoinURL(t.URL, r.URL)
+	up, err := http.NewRequestWithContext(ctx, r.Method, u.String(), bytes.NewReader(body))
+	if err != nil {
+		return nil, fmt.Errorf("gateway: building the upstream request: %w", err)
+	}
+	copyHeader(up.Header, r.Header)
+	for _, h := range []string{"Authorization", "Proxy-Authorization", "Model-Override", "Host", "Content-Length", "Accept-Encoding"} {
+		up.Header.Del(h)
+	}
+	if t.UpstreamAuthHeaderName != "" {
+		up.Header.Del(t.UpstreamAuthHeaderName)
+	}
+	if name, value := t.AuthHeader(); name != "" {
+		up.Header.Set(name, value)
+	}
+	return up, nil
+}
+
+// RewriteModel returns body with its top-level "model" set to model. A body
+// that is not a JSON object is returned unchanged.
+func RewriteModel(body []byte, model string) []byte {
+	var fields map[string]json.RawMessage
+	if json.Unmarshal(body, &fields) != nil || fields == nil {
+		return body
+	}
+	fields["model"], _ = json.Marshal(model)
+	out, err := json.Marshal(fields)
+	if err != nil {
+		return body
+	}
+	return out
+}
+
+// JoinURL joins a provider's base URL and a request's path and query
+// without doubling the segments they share: https://host/v1 with
+// /v1/chat/completions gives https://host/v1/chat/completions, as does
+// https://host with it, and https://host/openai/v1 gives
+// https://host/openai/v1/chat/completions. Queries of both are kept, the
+// base's first.
+func JoinURL(base, req *url.URL) *url.URL {
+	baseSegs := splitPath(base.Path)
+	reqSegs := splitPath(req.Path)
+	overlap := 0
+	for k := min(len(baseSegs), len(reqSegs)); k > 0; k-- {
+		if slices.Equal(baseSegs[len(baseSegs)-k:], reqSegs[:k]) {
+			overlap = k
+			break
+		}
+	}
+	u := *base
+	u.RawPath = ""
+	u.Path = "/" + strings.Join(append(baseSegs, reqSegs[overlap:]...), "/")
+	if strings.HasSuffix(req.Path, "/") && len(reqSegs) > overlap {
+		u.Path += "/"
+	}
+	switch {
+	case base.RawQuery == "":
+		u.RawQuery = req.RawQuery
+	case req.RawQuery != "":
+		u.RawQuery = base.RawQuery + "&" + req.RawQuery
+	}
+	return &u
+}
+
+// splitPath returns the non-empty segments of a URL path.
+func splitPath(p string) []string {
+	return strings.FieldsFunc(p, func(r rune) bool { return r == '/' })
+}
+
+// hopByHop are the headers that belong to one connection, not the message
+// (RFC 9110, section 7.6.1).
+var hopByHop = []string{"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
+	"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade"}
+
+// copyHeader copies the end-to-end headers of src into dst.
+func copyHeader(dst, src http.Header) {
+	for k, vs := range src {
+		dst[k] = slices.Clone(vs)
+	}
+	for _, v := range src.Values("Connection") {
+		for _, name := range strings.Split(v, ",") {
+			dst.Del(strings.TrimSpace(name))
+		}
+	}
+	for _, h := range hopByHop {
+		dst.Del(h)
+	}
+}
+
+// Send sends req with client and waits at most timeout (0: no limit) for
+// the response headers; the body may then take as long as it takes, since a
+// stream runs for minutes. Close the response body to release the request.
+//
+// Its error wraps [ErrUpstreamTimeout] when the timeout fired,
+// [context.Canceled] when req's context ended first (the client left), or
+// [ErrUpstreamUnreachable] for any other transport failure. The error
+// holds neither the URL nor a key; it may hold a dial error, which is for
+// logs, not clients.
+func Send(client *http.Client, req *http.Request, timeout time.Duration) (*http.Response, error) {
+	if client == nil {
+		client = defaultClient()
+	}
+	ctx, cancel := context.WithCancelCause(req.Context())
+	var timer *time.Timer
+	if timeout > 0 {
+		timer = time.AfterFunc(timeout, func() { cancel(errTimeoutCause) })
+	}
+	resp, err := client.Do(req.WithContext(ctx))
+	if timer != nil && !timer.Stop() && err == nil {
+		// The headers arrived as the timer fired: the request is cancelled.
+		resp.Body.Close()
+		err = context.Cause(ctx)
+	}
+	if err != nil {
+		cause := context.Cause(ctx)
+		cancel(nil)
+		switch {
+		case errors.Is(cause, errTimeoutCause):
+			return nil, fmt.Errorf("%w after %v", ErrUpstreamTimeout, timeout)
+		case req.Context().Err() != nil:
+			return nil, req.Context().Err()
+		}
+		return nil, fmt.Errorf("%w: %v", ErrUpstreamUnreachable, transportCause(err))
+	}
+	resp.Body = &cancelOnClose{ReadCloser: resp.Body, cancel: cancel}
+	return resp, nil
+}
+
+// errTimeoutCause marks an upstream call cancelled by its timeout.
+var errTimeoutCause = errors.New("upstream timeout")
+
+// transportCause strips the *url.Error wrapper, which repeats the URL.
+func transportCause(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
+}
+
+// cancelOnClose releases a request's context when its body is closed.
+type cancelOnClose struct {
+	io.ReadCloser
+	cancel context.CancelCauseFunc
+}
+
+func (c *cancelOnClose) Close() error {
+	err := c.ReadCloser.Close()
+	c.cancel(nil)
+	return err
+}
