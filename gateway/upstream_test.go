@@ -1,0 +1,64 @@
+package gateway
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/onwardsgo/pool"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestJoinURL(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ base, req, want string }{
+		{"https://h/v1/", "/v1/chat/completions", "https://h/v1/chat/completions"},
+		{"https://h/", "/v1/chat/completions", "https://h/v1/chat/completions"},
+		{"https://h/openai/v1/", "/v1/chat/completions", "https://h/openai/v1/chat/completions"},
+		{"https://h/openai/", "/v1/models", "https://h/openai/v1/models"},
+		{"https://h/v1/?key=1", "/v1/x?y=2", "https://h/v1/x?key=1&y=2"},
+		{"https://h/v1/", "/v1/files/", "https://h/v1/files/"},
+		{"https://h/v1/", "/v1", "https://h/v1"},
+	} {
+		base, err := url.Parse(tc.base)
+		require.NoError(t, err)
+		req, err := url.Parse(tc.req)
+		require.NoError(t, err)
+		assert.Equal(t, tc.want, JoinURL(base, req).String(), "%s + %s", tc.base, tc.req)
+	}
+}
+
+func TestRewriteModel(t *testing.T) {
+	t.Parallel()
+	assert.JSONEq(t, `{"model":"b","n":1}`, string(RewriteModel([]byte(`{"model":"a","n":1}`), "b")))
+	assert.JSONEq(t, `{"model":"b"}`, string(RewriteModel([]byte(`{}`), "b")))
+	for _, body := range []string{`not json`, `[1]`, `null`, ``} {
+		assert.Equal(t, body, string(RewriteModel([]byte(body), "b")), "left as it is: %q", body)
+	}
+}
+
+func TestNewUpstreamRequestNeedsATarget(t *testing.T) {
+	t.Parallel()
+	r := httptest.NewRequest(http.MethodPost, "/v1/chat/completions", nil)
+	for _, tgt := range []*pool.Target{nil, {}} {
+		_, err := NewUpstreamRequest(context.Background(), r, tgt, nil)
+		assert.ErrorContains(t, err, "pool.NewTarget")
+	}
+}
+
+func TestSendErrorsHideTheURL(t *testing.T) {
+	t.Parallel()
+	tgt, err := pool.NewTarget("http://user:hunter2@127.0.0.1:1/v1")
+	require.NoError(t, err)
+	r := httptest.NewRequest(http.MethodPost, "/v1/chat/completions", strings.NewReader(`{}`))
+	up, err := NewUpstreamRequest(context.Background(), r, tgt, []byte(`{}`))
+	require.NoError(t, err)
+	_, err = Send(nil, up, 0)
+	require.ErrorIs(t, err, ErrUpstreamUnreachable)
+	assert.NotContains(t, err.Error(), "hunter2")
+	assert.NotContains(t, err.Error(), "http://")
+}
