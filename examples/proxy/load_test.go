@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/onwardsgo/pool"
+	"github.com/onwardsgo/pool/gateway"
 )
 
 // loadClients is how many clients send requests at once in BenchmarkLoad.
@@ -31,8 +32,8 @@ func loadTargets(b *testing.B) (targets []struct{ name, url string }, client *ht
 	if err != nil {
 		b.Fatal(err)
 	}
-	upstream := NewUpstreamClient()
-	proxy := httptest.NewServer(&Proxy{Registry: reg, Client: upstream})
+	upstream := gateway.NewClient()
+	proxy := httptest.NewServer(&gateway.Handler{Registry: reg, Client: upstream})
 	transport := http.DefaultTransport.(*http.Transport).Clone()
 	transport.MaxIdleConnsPerHost = loadClients
 	client = &http.Client{Transport: transport}

@@ -1,5 +1,5 @@
-// Command proxy is an OpenAI-compatible reverse proxy built on package pool
-// and net/http.
+// Command proxy is an OpenAI-compatible reverse proxy: a thin main over
+// package gateway (flags, the demo's mock upstreams, the config watcher).
 //
 // Run with no arguments, it serves on 127.0.0.1:8080 a demo config over two
 // mock upstreams that it starts itself on loopback, one of which fails now
@@ -17,6 +17,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -30,6 +31,7 @@ import (
 
 	"github.com/fsnotify/fsnotify"
 	"github.com/onwardsgo/pool"
+	"github.com/onwardsgo/pool/gateway"
 )
 
 //go:embed demo-config.json
@@ -98,8 +100,8 @@ func run(configPath, addr string, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: &Proxy{Registry: reg, Log: log}, ReadHeaderTimeout: 10 * time.Second}
-	printUsage(ln.Addr().String(), reg.Aliases())
+	srv := &http.Server{Handler: &gateway.Handler{Registry: reg, Log: log}, ReadHeaderTimeout: 10 * time.Second}
+	printUsage(os.Stdout, ln.Addr().String(), reg.Aliases(), configPath == "")
 	go func() {
 		<-ctx.Done()
 		shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -201,17 +203,34 @@ func watchConfig(ctx context.Context, path string, reg *pool.Registry, log *slog
 	return nil
 }
 
-func printUsage(addr string, aliases []string) {
-	fmt.Printf(`
-pool proxy listening on http://%[1]s (aliases: %[2]s)
-
-  curl http://%[1]s/v1/models
-  curl http://%[1]s/v1/chat/completions -H 'Content-Type: application/json' \
-    -d '{"model": "demo", "messages": [{"role": "user", "content": "Hi"}]}'
-  curl -N http://%[1]s/v1/chat/completions -H 'Content-Type: application/json' \
-    -d '{"model": "demo", "stream": true, "messages": [{"role": "user", "content": "Hi"}]}'
-  curl http://%[1]s/v1/chat/completions -H 'Authorization: Bearer sk-demo' -H 'Content-Type: application/json' \
-    -d '{"model": "demo-keyed", "messages": [{"role": "user", "content": "Hi"}]}'
-
-`, addr, strings.Join(aliases, ", "))
+// printUsage prints how to call the proxy: for the demo, its curl lines,
+// keys included (they are the demo's); for a config file, lines for its
+// first alias, with no key, since the file's keys are secrets.
+func printUsage(w io.Writer, addr string, aliases []string, demo bool) {
+	fmt.Fprintf(w, "\npool proxy listening on http://%s (aliases: %s); stop it with Ctrl-C\n\n", addr, strings.Join(aliases, ", "))
+	fmt.Fprintf(w, "  curl http://%s/v1/models\n", addr)
+	if len(aliases) == 0 {
+		return
+	}
+	alias := aliases[0]
+	if demo {
+		alias = "demo"
+	}
+	chat := func(extra, body string) {
+		flag := ""
+		if strings.Contains(body, `"stream"`) {
+			flag = "-N "
+		}
+		fmt.Fprintf(w, "  curl %shttp://%s/v1/chat/completions%s -H 'Content-Type: application/json' \\\n    -d '%s'\n",
+			flag, addr, extra, body)
+	}
+	msg := `"messages": [{"role": "user", "content": "Hi"}]`
+	chat("", fmt.Sprintf(`{"model": %q, %s}`, alias, msg))
+	chat("", fmt.Sprintf(`{"model": %q, "stream": true, %s}`, alias, msg))
+	if demo {
+		chat(" -H 'Authorization: Bearer sk-demo'", `{"model": "demo-keyed", `+msg+`}`)
+	} else {
+		fmt.Fprintf(w, "  (add -H 'Authorization: Bearer <key>' if the alias has keys)\n")
+	}
+	fmt.Fprintln(w)
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -14,11 +15,13 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/onwardsgo/pool"
+	"github.com/onwardsgo/pool/gateway"
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
 	"github.com/stretchr/testify/assert"
@@ -58,8 +61,8 @@ func newRig(t *testing.T, doc string, upstreams map[string]http.Handler) *rig {
 	require.NoError(t, err)
 	r.reg, err = pool.NewRegistry(cfg)
 	require.NoError(t, err)
-	upstreamClient := NewUpstreamClient()
-	r.proxy = httptest.NewServer(&Proxy{Registry: r.reg, Client: upstreamClient})
+	upstreamClient := gateway.NewClient()
+	r.proxy = httptest.NewServer(&gateway.Handler{Registry: r.reg, Client: upstreamClient})
 	r.client = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
 	t.Cleanup(func() {
 		r.client.CloseIdleConnections()
@@ -463,20 +466,6 @@ func TestStreamIsFlushedEventByEvent(t *testing.T) {
 	assert.Contains(t, rest.String(), "data: [DONE]")
 }
 
-func TestJoinURL(t *testing.T) {
-	for _, tc := range []struct{ base, req, want string }{
-		{"https://host/v1/", "/v1/chat/completions", "https://host/v1/chat/completions"},
-		{"https://host/", "/v1/chat/completions", "https://host/v1/chat/completions"},
-		{"https://host/openai/v1/", "/v1/chat/completions", "https://host/openai/v1/chat/completions"},
-		{"https://host/api/", "/v1/chat/completions", "https://host/api/v1/chat/completions"},
-		{"https://host/v1/?api-version=2", "/v1/chat/completions?x=1", "https://host/v1/chat/completions?api-version=2&x=1"},
-	} {
-		base, _ := url.Parse(tc.base)
-		req, _ := url.Parse(tc.req)
-		assert.Equal(t, tc.want, joinURL(base, req).String(), "%s + %s", tc.base, tc.req)
-	}
-}
-
 func TestWatchConfigReloadsOnChangeAndSIGHUP(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "config.json")
@@ -499,7 +488,7 @@ func TestWatchConfigReloadsOnChangeAndSIGHUP(t *testing.T) {
 	leakOpts := goleak.IgnoreCurrent()
 	ctx, cancel := context.WithCancel(context.Background())
 	reloaded := make(chan error, 10)
-	require.NoError(t, watchConfig(ctx, path, reg, discard, reloaded))
+	require.NoError(t, watchConfig(ctx, path, reg, slog.New(slog.DiscardHandler), reloaded))
 	await := func() error {
 		select {
 		case err := <-reloaded:
@@ -571,7 +560,7 @@ func TestUnreachableUpstream(t *testing.T) {
 	assert.Equal(t, "Hello from b", resp.Choices[0].Message.Content, "a transport error moves on to the next provider")
 
 	_, err = r.openai("").Chat.Completions.New(ctxT(t), chatParams("strict"))
-	assertAPIError(t, err, http.StatusBadGateway, "upstream_error")
+	assertAPIError(t, err, http.StatusServiceUnavailable, "service_unavailable") // as onwards 0.18.3 and later
 }
 
 func TestProviderRateLimit(t *testing.T) {
@@ -591,4 +580,44 @@ func TestProviderRateLimit(t *testing.T) {
 	require.NoError(t, err)
 	_, err = c.Chat.Completions.New(ctxT(t), chatParams("strict"))
 	assertAPIError(t, err, http.StatusTooManyRequests, "rate_limit_exceeded") // no on_rate_limit: 429
+}
+
+// TestNilClientUnderRace serves concurrent requests through a Handler with
+// no Client, as the proxy command runs it: the shared default client must be
+// made once, with no data race.
+func TestNilClientUnderRace(t *testing.T) {
+	up := httptest.NewServer(&MockUpstream{Name: "up"})
+	defer up.Close()
+	cfg, err := pool.ParseConfig([]byte(`{"targets": {"chat": {"url": "` + up.URL + `/v1"}}}`))
+	require.NoError(t, err)
+	reg, err := pool.NewRegistry(cfg)
+	require.NoError(t, err)
+	proxy := httptest.NewServer(&gateway.Handler{Registry: reg})
+	defer proxy.Close()
+	c := openai.NewClient(option.WithBaseURL(proxy.URL+"/v1/"), option.WithMaxRetries(0))
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp, err := c.Chat.Completions.New(ctxT(t), chatParams("chat"))
+			if assert.NoError(t, err) {
+				assert.Equal(t, "Hello from up", resp.Choices[0].Message.Content)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+func TestUsageLines(t *testing.T) {
+	var out strings.Builder
+	printUsage(&out, "127.0.0.1:3000", []string{"gpt-4o", "mini"}, false)
+	assert.Contains(t, out.String(), `"model": "gpt-4o"`, "the config's first alias")
+	assert.NotContains(t, out.String(), "demo")
+	assert.NotContains(t, out.String(), "sk-")
+	assert.Contains(t, out.String(), "Ctrl-C")
+
+	out.Reset()
+	printUsage(&out, "127.0.0.1:8080", []string{"demo", "demo-keyed"}, true)
+	assert.Contains(t, out.String(), "Bearer sk-demo", "the demo's own key")
 }
