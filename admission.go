@@ -109,13 +109,38 @@ func (r *Registry) Admit(alias, bearerToken string) (*Admission, error) {
 		return nil, &AdmissionError{Status: http.StatusServiceUnavailable, Code: "service_unavailable", Type: "server_error",
 			Message: "The proxy has no configuration loaded yet; try again shortly."}
 	}
+	a, key, err := s.authorize(alias, bearerToken)
+	if err != nil {
+		return nil, err
+	}
+	var labels map[string]string
+	if key != nil {
+		labels = key.labels
+	}
+	if alias, a, err = s.route(alias, a, labels); err != nil {
+		return nil, err
+	}
+	if a.pool.IsEmpty() {
+		return nil, &AdmissionError{Status: http.StatusServiceUnavailable, Code: "no_providers", Type: "server_error",
+			Message: fmt.Sprintf("The model %q has no providers configured; try again later.", alias)}
+	}
+	adm := &Admission{Alias: alias, Pool: a.pool, Labels: labels}
+	if err := adm.takeLimits(a.pool, key); err != nil {
+		return nil, err
+	}
+	return adm, nil
+}
+
+// authorize finds the alias's pool and checks the token against its keys.
+// It returns the token's key definition, if it has one.
+func (s *snapshot) authorize(alias, bearerToken string) (*aliasState, *keyState, *AdmissionError) {
 	if alias == "" {
-		return nil, &AdmissionError{Status: http.StatusBadRequest, Code: "missing_model", Type: "invalid_request_error", Param: "model",
+		return nil, nil, &AdmissionError{Status: http.StatusBadRequest, Code: "missing_model", Type: "invalid_request_error", Param: "model",
 			Message: "The request names no model; set the model field to one of the aliases listed at /v1/models."}
 	}
 	a, ok := s.pools[alias]
 	if !ok {
-		return nil, &AdmissionError{Status: http.StatusNotFound, Code: "model_not_found", Type: "invalid_request_error", Param: "model",
+		return nil, nil, &AdmissionError{Status: http.StatusNotFound, Code: "model_not_found", Type: "invalid_request_error", Param: "model",
 			Message: fmt.Sprintf("The model %q does not exist or you do not have access to it.", alias)}
 	}
 	var key *keyState
@@ -124,48 +149,51 @@ func (r *Registry) Admit(alias, bearerToken string) (*Admission, error) {
 	}
 	if keys := a.pool.Keys(); keys != nil {
 		if bearerToken == "" {
-			return nil, &AdmissionError{Status: http.StatusUnauthorized, Code: "invalid_api_key", Type: "invalid_request_error",
+			return nil, nil, &AdmissionError{Status: http.StatusUnauthorized, Code: "invalid_api_key", Type: "invalid_request_error",
 				Message: "The request has no API key; send one as Authorization: Bearer <key>."}
 		}
 		if !keys.Contains(bearerToken) {
-			return nil, &AdmissionError{Status: http.StatusForbidden, Code: "invalid_api_key", Type: "invalid_request_error",
+			return nil, nil, &AdmissionError{Status: http.StatusForbidden, Code: "invalid_api_key", Type: "invalid_request_error",
 				Message: fmt.Sprintf("The API key is not allowed to use the model %q.", alias)}
 		}
 	}
-	var labels map[string]string
-	if key != nil {
-		labels = key.labels
+	return a, key, nil
+}
+
+// route applies the first routing rule of a's pool that matches labels:
+// a deny refuses, a redirect gives the alias and pool to use instead (its
+// own rules are not evaluated again). A redirect to no alias, which a
+// config may hold (with a warning), is a 503.
+func (s *snapshot) route(alias string, a *aliasState, labels map[string]string) (string, *aliasState, *AdmissionError) {
+	action, ok := a.pool.EvaluateRoutingRules(labels)
+	switch {
+	case !ok:
+		return alias, a, nil
+	case action.Type == ActionDeny:
+		return "", nil, &AdmissionError{Status: http.StatusForbidden, Code: "access_denied", Type: "permission_error", Param: "model",
+			Message: fmt.Sprintf("A routing rule denies this API key the model %q.", alias)}
 	}
-	if action, ok := a.pool.EvaluateRoutingRules(labels); ok {
-		switch action.Type {
-		case ActionDeny:
-			return nil, &AdmissionError{Status: http.StatusForbidden, Code: "access_denied", Type: "permission_error", Param: "model",
-				Message: fmt.Sprintf("A routing rule denies this API key the model %q.", alias)}
-		case ActionRedirect:
-			target, ok := s.pools[action.Target]
-			if !ok { // validated away at load; kept so that nothing panics
-				return nil, &AdmissionError{Status: http.StatusServiceUnavailable, Code: "service_unavailable", Type: "server_error",
-					Message: fmt.Sprintf("The model %q redirects to an alias that is not configured.", alias)}
-			}
-			alias, a = action.Target, target
-		}
+	target, ok := s.pools[action.Target]
+	if !ok {
+		return "", nil, &AdmissionError{Status: http.StatusServiceUnavailable, Code: "service_unavailable", Type: "server_error",
+			Message: fmt.Sprintf("The model %q is not available now; try again later.", alias)}
 	}
-	p := a.pool
-	if p.IsEmpty() {
-		return nil, &AdmissionError{Status: http.StatusServiceUnavailable, Code: "no_providers", Type: "server_error",
-			Message: fmt.Sprintf("The model %q has no providers configured; try again later.", alias)}
-	}
+	return action.Target, target, nil
+}
+
+// takeLimits spends the pool's and the key's rate tokens and takes their
+// concurrency slots, in onwards' order; a refusal releases what it took.
+func (adm *Admission) takeLimits(p *ProviderPool, key *keyState) *AdmissionError {
 	if l := p.RateLimiter(); l != nil && !l.Allow() {
-		return nil, rateLimited(fmt.Sprintf("The model %q is receiving too many requests; retry after a short wait.", alias), l)
+		return rateLimited(fmt.Sprintf("The model %q is receiving too many requests; retry after a short wait.", adm.Alias), l)
 	}
 	if key != nil && key.rate != nil && !key.rate.lim.Allow() {
-		return nil, rateLimited("This API key is sending too many requests; retry after a short wait.", key.rate.lim)
+		return rateLimited("This API key is sending too many requests; retry after a short wait.", key.rate.lim)
 	}
-	adm := &Admission{Alias: alias, Pool: p, Labels: labels}
 	if l := p.ConcurrencyLimiter(); l != nil {
 		g, ok := l.TryAcquire()
 		if !ok {
-			return nil, concurrencyLimited(fmt.Sprintf("The model %q has too many requests in flight; retry when one finishes.", alias))
+			return concurrencyLimited(fmt.Sprintf("The model %q has too many requests in flight; retry when one finishes.", adm.Alias))
 		}
 		adm.guards[0] = g
 	}
@@ -173,11 +201,11 @@ func (r *Registry) Admit(alias, bearerToken string) (*Admission, error) {
 		g, ok := key.conc.TryAcquire()
 		if !ok {
 			adm.Close()
-			return nil, concurrencyLimited("This API key has too many requests in flight; retry when one finishes.")
+			return concurrencyLimited("This API key has too many requests in flight; retry when one finishes.")
 		}
 		adm.guards[1] = g
 	}
-	return adm, nil
+	return nil
 }
 
 func rateLimited(msg string, l RateLimiter) *AdmissionError {

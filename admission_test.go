@@ -45,7 +45,7 @@ func newAdmissionRegistry(t *testing.T) *Registry {
 }
 
 // refusal asserts that err is an *AdmissionError with status and code.
-func refusal(t *testing.T, adm *Admission, err error, status int, code string) {
+func refusal(t *testing.T, adm *Admission, err error, status int, code string) *AdmissionError {
 	t.Helper()
 	assert.Nil(t, adm)
 	var ae *AdmissionError
@@ -53,6 +53,10 @@ func refusal(t *testing.T, adm *Admission, err error, status int, code string) {
 	assert.Equal(t, status, ae.Status)
 	assert.Equal(t, code, ae.Code)
 	assert.NotEmpty(t, ae.Message)
+	if status == 429 {
+		assert.Positive(t, ae.RetryAfter, "every 429 advises a wait")
+	}
+	return ae
 }
 
 func TestAdmitOutcomes(t *testing.T) {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"reflect"
 	"slices"
+	"strings"
 )
 
 // Config is an onwards config file (onwards' ConfigFile), as ParseConfig
@@ -25,10 +26,12 @@ type Config struct {
 	// alias.
 	Targets map[string]TargetConfig `json:"targets"`
 
-	// StrictMode asks the proxy to sanitize responses (not acted on here).
+	// StrictMode is onwards' strict mode: the gateway package serves only
+	// OpenAI's chat completions, embeddings, responses and models, validates
+	// requests, sanitizes answers and standardizes errors.
 	StrictMode bool `json:"strict_mode,omitempty"`
 
-	// HTTPPool tunes the proxy's upstream HTTP client (not acted on here).
+	// HTTPPool tunes the proxy's upstream HTTP client (kept, not acted on).
 	HTTPPool *HTTPPoolSpec `json:"http_pool,omitempty"`
 
 	// OpenResponses configures onwards' Open Responses adapter, kept as
@@ -40,6 +43,12 @@ type Config struct {
 	// act on, such as targets["gpt-4o"].fallback.backoff. ParseConfig fills
 	// it in.
 	NotActedOn []string `json:"-"`
+
+	// Warnings lists what loads but may not do what the author meant (a
+	// pool with no providers, a redirect to no alias, a limit of 0), and,
+	// when parsed with AllowUnknownFields, the unknown fields, in file
+	// order. ParseConfig fills it in; log each when the config is loaded.
+	Warnings []ConfigWarning `json:"-"`
 }
 
 // AuthSpec is the config's "auth" object.
@@ -79,7 +88,8 @@ type RateLimitSpec struct {
 
 // ConcurrencyLimitSpec caps the requests in flight.
 type ConcurrencyLimitSpec struct {
-	// MaxConcurrentRequests must be at least 1.
+	// MaxConcurrentRequests must be 0 or more; 0 refuses every request
+	// (with a warning at load, as onwards accepts it).
 	MaxConcurrentRequests int `json:"max_concurrent_requests"`
 }
 
@@ -100,13 +110,23 @@ type FallbackSpec struct {
 	OnStatus        []int `json:"on_status,omitempty"`
 	OnRateLimit     bool  `json:"on_rate_limit,omitempty"`
 	WithReplacement bool  `json:"with_replacement,omitempty"`
-	// MaxAttempts must be at least 1. Nil: one attempt per provider.
+	// MaxAttempts caps the providers tried for one request; 0 or more, as
+	// FallbackConfig.MaxAttempts. Nil or 0: one attempt per provider.
 	MaxAttempts *int `json:"max_attempts,omitempty"`
 
 	// Backoff and MaxTotalBackoffMs are defined by newer onwards versions;
 	// they are kept but not acted on.
 	Backoff           json.RawMessage `json:"backoff,omitempty"`
 	MaxTotalBackoffMs json.RawMessage `json:"max_total_backoff_ms,omitempty"`
+}
+
+// config returns the FallbackConfig that f writes.
+func (f *FallbackSpec) config() FallbackConfig {
+	fc := FallbackConfig{Enabled: f.Enabled, OnStatus: f.OnStatus, OnRateLimit: f.OnRateLimit, WithReplacement: f.WithReplacement}
+	if f.MaxAttempts != nil {
+		fc.MaxAttempts = *f.MaxAttempts
+	}
+	return fc
 }
 
 // ProviderSpec is one upstream: an entry of a pool's "providers", and the
@@ -135,15 +155,17 @@ type ProviderSpec struct {
 	// ResponseHeaders are added to responses from this provider, over the
 	// pool's.
 	ResponseHeaders map[string]string `json:"response_headers,omitempty"`
-	// SanitizeResponse is kept for the caller (not acted on here).
+	// SanitizeResponse re-encodes chat completions with OpenAI's fields
+	// only (acted on by the gateway package).
 	SanitizeResponse bool `json:"sanitize_response,omitempty"`
 	// Trusted overrides the pool's trusted setting. Nil: inherit.
 	Trusted *bool `json:"trusted,omitempty"`
 
-	// PropagateTraceContext and ReasoningTranslation are defined by newer
-	// onwards versions; they are kept but not acted on.
+	// PropagateTraceContext, ReasoningTranslation and OpenResponses are
+	// defined by newer onwards versions; they are kept but not acted on.
 	PropagateTraceContext *bool           `json:"propagate_trace_context,omitempty"`
 	ReasoningTranslation  json.RawMessage `json:"reasoning_translation,omitempty"`
+	OpenResponses         json.RawMessage `json:"open_responses,omitempty"`
 }
 
 // TargetSpec is a single target: one provider plus the settings of the
@@ -157,8 +179,6 @@ type TargetSpec struct {
 	Strategy     string        `json:"strategy,omitempty"`
 	Fallback     *FallbackSpec `json:"fallback,omitempty"`
 	RoutingRules []RoutingRule `json:"routing_rules,omitempty"`
-	// OpenResponses is kept as written (not acted on here).
-	OpenResponses json.RawMessage `json:"open_responses,omitempty"`
 }
 
 // PoolSpec is a pool of providers behind one alias.
@@ -180,11 +200,12 @@ type PoolSpec struct {
 	ResponseHeaders map[string]string `json:"response_headers,omitempty"`
 	// Trusted marks the pool trusted. Nil: false.
 	Trusted *bool `json:"trusted,omitempty"`
-	// SanitizeResponse reaches every provider (not acted on here).
+	// SanitizeResponse reaches every provider.
 	SanitizeResponse bool `json:"sanitize_response,omitempty"`
 	// OpenResponses is kept as written (not acted on here).
 	OpenResponses json.RawMessage `json:"open_responses,omitempty"`
-	// Providers must hold at least one provider.
+	// Providers may be empty: every request then gets a 503 (with a
+	// warning at load), as in onwards.
 	Providers []ProviderSpec `json:"providers"`
 }
 
@@ -253,7 +274,7 @@ var (
 )
 
 // checkTargetForm walks a target as the form its JSON has.
-func checkTargetForm(place string, raw json.RawMessage, t reflect.Type, errs *[]error) bool {
+func checkTargetForm(place string, raw json.RawMessage, t reflect.Type, errs *[]*FieldError) bool {
 	if t != targetConfigType {
 		return false
 	}
@@ -268,40 +289,124 @@ func checkTargetForm(place string, raw json.RawMessage, t reflect.Type, errs *[]
 	return true
 }
 
-// ParseConfig reads an onwards config file and validates it. Every problem
-// is reported, together, in one error that names where each one is, as in
-// targets["gpt-4o"].providers[1].url: url "ftp://x" has scheme "ftp"; want
-// http or https. Unknown fields are errors (a typo must not silently drop a
-// limit). Errors never contain an API key.
+// ParseOptions are the options of [ParseOptions.Parse]. The zero value is
+// what ParseConfig uses.
+type ParseOptions struct {
+	// AllowUnknownFields turns unknown fields from errors into warnings
+	// (Config.Warnings), as onwards, which ignores them, would load the
+	// file. Off by default: a typo such as "concurency_limit" must not
+	// silently drop a limit.
+	AllowUnknownFields bool
+}
+
+// ParseConfig reads an onwards config file and validates it, with the zero
+// ParseOptions. See [ParseOptions.Parse].
 func ParseConfig(data []byte) (*Config, error) {
+	return ParseOptions{}.Parse(data)
+}
+
+// Parse reads an onwards config file and validates it. Every problem is
+// reported, together and in file order, in one error that joins a
+// [*FieldError] for each, as in targets["gpt-4o"].providers[1].url: url
+// "ftp://x" has scheme "ftp"; want http or https. Unknown fields are
+// errors unless o allows them. What loads but may surprise is listed in
+// Config.Warnings. Errors never contain an API key.
+func (o ParseOptions) Parse(data []byte) (*Config, error) {
 	var top json.RawMessage
 	if err := json.Unmarshal(data, &top); err != nil {
 		return nil, fmt.Errorf("pool: config is not valid JSON: %w", describeJSONError(data, err))
 	}
-	var errs []error
-	checkJSON("", top, reflect.TypeFor[Config](), &errs, checkTargetForm)
+	var shapeErrs, errs []*FieldError
+	checkJSON("", top, reflect.TypeFor[Config](), &shapeErrs, checkTargetForm)
+	var warns []*FieldError
+	for _, e := range shapeErrs {
+		if e.unknown && o.AllowUnknownFields {
+			warns = append(warns, e)
+		} else {
+			errs = append(errs, e)
+		}
+	}
+	cfg, ok := decodeConfig(top)
+	if ok {
+		valErrs, valWarns := validateConfig(cfg)
+		errs = append(errs, notUnder(valErrs, shapeErrs)...)
+		for _, w := range valWarns {
+			warns = append(warns, &FieldError{Place: w.Place, Message: w.Message})
+		}
+	}
+	inFileOrder(data, errs)
 	if len(errs) > 0 {
-		return nil, prefixErrors(errs)
+		return nil, joinFieldErrors(errs)
 	}
-	cfg := new(Config)
-	if err := json.Unmarshal(data, cfg); err != nil {
-		// checkJSON has vetted every value, so this is not expected.
-		return nil, fmt.Errorf("pool: config: %w", err)
-	}
-	if _, err := buildSnapshot(cfg, nil); err != nil {
-		return nil, err
+	inFileOrder(data, warns)
+	for _, w := range warns {
+		cfg.Warnings = append(cfg.Warnings, ConfigWarning{Place: w.Place, Message: w.Message})
 	}
 	cfg.NotActedOn = cfg.notActedOn()
 	return cfg, nil
 }
 
+// decodeConfig decodes a config whose shape checkJSON has reported on:
+// every top-level field and every target on its own, so that a value of the
+// wrong type (reported already) leaves only itself unset and the rest can
+// still be validated. It reports false when data is not an object.
+func decodeConfig(top json.RawMessage) (*Config, bool) {
+	var fields map[string]json.RawMessage
+	if json.Unmarshal(top, &fields) != nil {
+		return nil, false
+	}
+	cfg := new(Config)
+	for name, raw := range fields {
+		if name == "targets" {
+			var targets map[string]json.RawMessage
+			json.Unmarshal(raw, &targets)
+			cfg.Targets = make(map[string]TargetConfig, len(targets))
+			for alias, t := range targets {
+				var tc TargetConfig
+				tc.UnmarshalJSON(t) // a type error leaves its field unset
+				cfg.Targets[alias] = tc
+			}
+			continue
+		}
+		one, _ := json.Marshal(map[string]json.RawMessage{name: raw})
+		json.Unmarshal(one, cfg)
+	}
+	return cfg, true
+}
+
+// notUnder drops the problems at or under a place that already has a
+// problem with its JSON shape: a value of the wrong type is reported once,
+// not again as missing.
+func notUnder(errs, shapeErrs []*FieldError) []*FieldError {
+	var out []*FieldError
+	for _, e := range errs {
+		dup := false
+		for _, s := range shapeErrs {
+			if !s.unknown && (e.Place == s.Place || strings.HasPrefix(e.Place, s.Place+".") || strings.HasPrefix(e.Place, s.Place+"[")) {
+				dup = true
+				break
+			}
+		}
+		if !dup {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
 // LoadConfig reads and parses the config file at path; see ParseConfig.
 func LoadConfig(path string) (*Config, error) {
+	return ParseOptions{}.Load(path)
+}
+
+// Load reads the config file at path and parses it with o; errors start
+// with the path.
+func (o ParseOptions) Load(path string) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("pool: %w", err)
 	}
-	cfg, err := ParseConfig(data)
+	cfg, err := o.Parse(data)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
@@ -318,15 +423,6 @@ func describeJSONError(data []byte, err error) error {
 	line := bytes.Count(before, []byte("\n")) + 1
 	col := len(before) - bytes.LastIndexByte(before, '\n')
 	return fmt.Errorf("line %d, column %d: %w", line, col, err)
-}
-
-// prefixErrors joins errs, each prefixed with "pool: ".
-func prefixErrors(errs []error) error {
-	out := make([]error, len(errs))
-	for i, err := range errs {
-		out[i] = fmt.Errorf("pool: %w", err)
-	}
-	return errors.Join(out...)
 }
 
 // notActedOn lists the places of the fields of newer onwards versions that
@@ -350,6 +446,9 @@ func (c *Config) notActedOn() []string {
 		}
 		if p.ReasoningTranslation != nil {
 			out = append(out, place+".reasoning_translation")
+		}
+		if p.OpenResponses != nil {
+			out = append(out, place+".open_responses")
 		}
 	}
 	for _, alias := range sortedKeys(c.Targets) {

@@ -206,22 +206,14 @@ func TestParseConfigErrors(t *testing.T) {
 			[]string{`pool: targets["a"].rate_limit.requests_per_second: -5; want a number above 0`}},
 		{"zero burst", `{"targets": {"a": {"url": "https://a.example.com", "rate_limit": {"requests_per_second": 1, "burst_size": 0}}}}`,
 			[]string{`pool: targets["a"].rate_limit.burst_size: 0; want at least 1`}},
-		{"zero concurrency", `{"auth": {"key_definitions": {"u": {"key": "sk-u", "concurrency_limit": {"max_concurrent_requests": 0}}}}, "targets": {"a": {"url": "https://a.example.com"}}}`,
-			[]string{`pool: auth.key_definitions["u"].concurrency_limit.max_concurrent_requests: 0; want at least 1`}},
 		{"unknown strategy", `{"targets": {"a": {"strategy": "round_robin", "providers": [{"url": "https://a.example.com"}]}}}`,
 			[]string{`pool: targets["a"].strategy: unknown strategy "round_robin"; want "weighted_random" or "priority"`}},
-		{"redirect to a missing alias", `{"targets": {"a": {"url": "https://a.example.com", "routing_rules": [{"match_labels": {"x": "y"}, "action": {"type": "redirect", "target": "b"}}]}}}`,
-			[]string{`pool: targets["a"].routing_rules[0].action.target: redirects to "b", which is not an alias of this config`}},
 		{"redirect to itself", `{"targets": {"a": {"url": "https://a.example.com", "routing_rules": [{"match_labels": {}, "action": {"type": "redirect", "target": "a"}}]}}}`,
 			[]string{`pool: targets["a"].routing_rules[0].action.target: redirects "a" to itself`}},
 		{"bad routing action", `{"targets": {"a": {"url": "https://a.example.com", "routing_rules": [{"match_labels": {}, "action": {"type": "allow"}}]}}}`,
 			[]string{`pool: targets["a"].routing_rules[0].action.type: "allow" is not a routing action`}},
-		{"no providers", `{"targets": {"a": {"providers": []}}}`, []string{`pool: targets["a"].providers: no providers`}},
-		{"empty list", `{"targets": {"a": []}}`, []string{`pool: targets["a"]: no providers`}},
 		{"bad status pattern", `{"targets": {"a": {"providers": [{"url": "https://a.example.com"}], "fallback": {"enabled": true, "on_status": [5, 7000]}}}}`,
 			[]string{`pool: targets["a"].fallback.on_status[1]: 7000 matches no HTTP status`}},
-		{"zero max attempts", `{"targets": {"a": {"providers": [{"url": "https://a.example.com"}], "fallback": {"max_attempts": 0}}}}`,
-			[]string{`pool: targets["a"].fallback.max_attempts: 0; want at least 1`}},
 		{"weight out of range", `{"targets": {"a": {"url": "https://a.example.com", "weight": -1}}}`,
 			[]string{`pool: targets["a"].weight: -1 is out of range`}},
 		{"zero timeout", `{"targets": {"a": {"url": "https://a.example.com", "request_timeout_secs": 0}}}`,
@@ -239,8 +231,12 @@ func TestParseConfigErrors(t *testing.T) {
 			[]string{`pool: auth.key_definitions["u"].key: missing`}},
 		{"two definitions of one key", `{"auth": {"key_definitions": {"u": {"key": "sk-same"}, "v": {"key": "sk-same"}}}, "targets": {"a": {"url": "https://a.example.com"}}}`,
 			[]string{`pool: auth.key_definitions["v"].key: the same key as auth.key_definitions["u"]`}},
-		{"every problem at once", `{"targets": {"a": {"url": "ftp://a"}, "b": {"providers": []}}}`,
-			[]string{`pool: targets["a"].url:`, `pool: targets["b"].providers: no providers`}},
+		{"every problem at once", `{"targets": {"a": {"url": "ftp://a"}, "b": {"providers": [{"url": "https://b", "weight": -2}]}}}`,
+			[]string{`pool: targets["a"].url:`, `pool: targets["b"].providers[0].weight: -2 is out of range`}},
+		{"negative concurrency", `{"auth": {"key_definitions": {"u": {"key": "sk-u", "concurrency_limit": {"max_concurrent_requests": -1}}}}, "targets": {"a": {"url": "https://a.example.com"}}}`,
+			[]string{`pool: auth.key_definitions["u"].concurrency_limit.max_concurrent_requests: -1 is negative; want 0 (refuse every request) or more`}},
+		{"negative max attempts", `{"targets": {"a": {"providers": [{"url": "https://a.example.com"}], "fallback": {"max_attempts": -1}}}}`,
+			[]string{`pool: targets["a"].fallback.max_attempts: -1 is negative`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -297,4 +293,120 @@ func TestLoadConfigErrorsNameTheFile(t *testing.T) {
 	_, err = LoadConfig(path)
 	require.Error(t, err)
 	assert.True(t, strings.HasPrefix(err.Error(), path+": pool: targets[\"a\"].url: "), err.Error())
+}
+
+// TestParseConfigLoadsWhatOnwardsLoads covers the files that onwards loads
+// and that an earlier version of this port refused: each loads, with its
+// warning. What each does at request time is tested through the gateway
+// (gateway/compat_test.go) and through Admit below.
+func TestParseConfigLoadsWhatOnwardsLoads(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name, doc string
+		want      []ConfigWarning
+	}{
+		{"redirect to an undefined alias (onwards' test_routing_rules_deserialized_from_config)",
+			`{"targets": {"a": {"url": "https://a.example.com", "routing_rules": [{"match_labels": {"x": "y"}, "action": {"type": "redirect", "target": "b"}}]}}}`,
+			[]ConfigWarning{{`targets["a"].routing_rules[0].action.target`, `redirects to "b", which is not an alias of this config; a request this rule matches gets a 503`}}},
+		{"redirect to an empty target (dwctl, after a model is deleted)",
+			`{"targets": {"a": {"url": "https://a.example.com", "routing_rules": [{"match_labels": {}, "action": {"type": "redirect", "target": ""}}]}}}`,
+			[]ConfigWarning{{`targets["a"].routing_rules[0].action.target`, `empty; a request this rule matches gets a 503, as in onwards`}}},
+		{"a pool with no providers (dwctl, a composite model with none enabled)",
+			`{"targets": {"a": {"providers": []}, "b": []}}`,
+			[]ConfigWarning{
+				{`targets["a"].providers`, `no providers; every request for "a" gets a 503, as in onwards`},
+				{`targets["b"]`, `no providers; every request for "b" gets a 503, as in onwards`}}},
+		{"a concurrency limit of 0",
+			`{"targets": {"a": {"concurrency_limit": {"max_concurrent_requests": 0}, "providers": [{"url": "https://a.example.com", "concurrency_limit": {"max_concurrent_requests": 0}}]}}}`,
+			[]ConfigWarning{
+				{`targets["a"].concurrency_limit.max_concurrent_requests`, `0 refuses every request to this alias with a 429, as in onwards`},
+				{`targets["a"].providers[0].concurrency_limit.max_concurrent_requests`, `0 refuses every request to this provider with a 429, as in onwards`}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := ParseConfig([]byte(tc.doc))
+			require.NoError(t, err)
+			assert.Equal(t, tc.want, cfg.Warnings, "in file order")
+			_, err = NewRegistry(cfg)
+			require.NoError(t, err)
+		})
+	}
+}
+
+func TestAdmitOnConfigsOnwardsLoads(t *testing.T) {
+	t.Parallel()
+	r, err := NewRegistry(mustParse(t, `{
+		"auth": {"key_definitions": {"u": {"key": "sk-u", "labels": {"tier": "free"}}}},
+		"targets": {
+			"dangling": {"url": "https://a.example.com", "routing_rules": [{"match_labels": {}, "action": {"type": "redirect", "target": "gone"}}]},
+			"blank": {"url": "https://a.example.com", "routing_rules": [{"match_labels": {}, "action": {"type": "redirect", "target": ""}}]},
+			"empty": {"providers": []},
+			"empty-denied": {"keys": ["u"], "providers": [], "routing_rules": [{"match_labels": {"tier": "free"}, "action": {"type": "deny"}}]},
+			"zero": {"concurrency_limit": {"max_concurrent_requests": 0}, "providers": [{"url": "https://a.example.com"}]}}}`))
+	require.NoError(t, err)
+	for _, alias := range []string{"dangling", "blank"} {
+		_, err := r.Admit(alias, "")
+		e := refusal(t, nil, err, 503, "service_unavailable")
+		assert.NotContains(t, e.Message, "gone", "the message names no internals")
+	}
+	_, err = r.Admit("empty", "")
+	refusal(t, nil, err, 503, "no_providers")
+	_, err = r.Admit("empty-denied", "sk-u")
+	refusal(t, nil, err, 403, "access_denied") // routing rules run before the empty-pool check (onwards 0.18.4)
+	for range 3 {
+		_, err = r.Admit("zero", "")
+		e := refusal(t, nil, err, 429, "concurrency_limit_exceeded")
+		assert.Equal(t, ConcurrencyRetryAfter, e.RetryAfter)
+	}
+}
+
+func TestParseConfigReportsEveryProblemInFileOrder(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name, doc string
+		want      []string // the places, in order
+	}{
+		{"unknown field, bad URL and zero rate in one target",
+			`{"targets": {"a": {"providers": [{"url": "https://a.example.com", "wieght": 2},
+			                                  {"url": "ftp://b.example.com"}],
+			                   "rate_limit": {"requests_per_second": 0}}}}`,
+			[]string{`targets["a"].providers[0]`, `targets["a"].providers[1].url`, `targets["a"].rate_limit.requests_per_second`}},
+		{"file order, not alias order",
+			`{"auth": {"key_definitions": {"u": {"labels": {}}}},
+			  "targets": {"z": {"url": "nope"}, "a": {"url": "https://a", "colour": "red", "weight": "heavy"}}}`,
+			[]string{`auth.key_definitions["u"].key`, `targets["z"].url`, `targets["a"]`, `targets["a"].weight`}},
+		{"a wrong type is reported once, not again as missing",
+			`{"targets": {"a": {"url": 7, "request_timeout_secs": 0}}}`,
+			[]string{`targets["a"].url`, `targets["a"].request_timeout_secs`}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := ParseConfig([]byte(tc.doc))
+			require.Error(t, err)
+			var places []string
+			for _, e := range err.(interface{ Unwrap() []error }).Unwrap() {
+				var fe *FieldError
+				require.ErrorAs(t, e, &fe)
+				places = append(places, fe.Place)
+			}
+			assert.Equal(t, tc.want, places, err.Error())
+		})
+	}
+}
+
+func TestParseOptionsAllowUnknownFields(t *testing.T) {
+	t.Parallel()
+	doc := []byte(`{"targets": {"a": {"url": "https://a.example.com", "concurency_limit": {"max_concurrent_requests": 1}}}, "new_thing": 1}`)
+	_, err := ParseConfig(doc)
+	require.Error(t, err, "strict by default")
+
+	cfg, err := ParseOptions{AllowUnknownFields: true}.Parse(doc)
+	require.NoError(t, err)
+	assert.Equal(t, []ConfigWarning{
+		{`targets["a"]`, `unknown field "concurency_limit"`},
+		{`config`, `unknown field "new_thing"`},
+	}, cfg.Warnings)
+
+	_, err = ParseOptions{AllowUnknownFields: true}.Parse([]byte(`{"targets": {"a": {"url": "ftp://x", "typo": 1}}}`))
+	require.Error(t, err, "lenient about names, not about values")
+	assert.Contains(t, err.Error(), `targets["a"].url`)
+	assert.NotContains(t, err.Error(), "typo")
 }

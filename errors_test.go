@@ -31,9 +31,8 @@ func TestNewProviderPoolRejectsBadInput(t *testing.T) {
 		{"negative pool limit", []*Provider{good()}, []Option{WithConcurrencyLimiter(NewConcurrencyLimiterWithLimit(-1))}, "pool: concurrency_limit: -1 is negative"},
 		{"unknown routing action", []*Provider{good()}, []Option{WithRoutingRules(RoutingRule{Action: RoutingAction{Type: "allow"}})}, `pool: routing_rules[0].action.type: "allow" is not a routing action`},
 		{"empty routing action", []*Provider{good()}, []Option{WithRoutingRules(RoutingRule{})}, `pool: routing_rules[0].action.type: "" is not a routing action`},
-		{"redirect without target", []*Provider{good()}, []Option{WithRoutingRules(RoutingRule{Action: RoutingAction{Type: ActionDeny}}, RoutingRule{Action: RoutingAction{Type: ActionRedirect}})}, "pool: routing_rules[1].action.target: a redirect needs the alias"},
 		{"deny with target", []*Provider{good()}, []Option{WithRoutingRules(RoutingRule{Action: RoutingAction{Type: ActionDeny, Target: "x"}})}, `pool: routing_rules[0].action.target: "x" is set on a deny action`},
-		{"nil option", []*Provider{good()}, []Option{WithTrusted(true), nil}, "pool: options[1] is nil"},
+		{"nil option", []*Provider{good()}, []Option{WithTrusted(true), nil}, "pool: options[1]: option is nil"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -41,8 +40,25 @@ func TestNewProviderPoolRejectsBadInput(t *testing.T) {
 			assert.Nil(t, p)
 			require.Error(t, err)
 			assert.Contains(t, err.Error(), tt.want)
+			var fe *FieldError
+			require.ErrorAs(t, err, &fe, "every problem is a *FieldError")
+			assert.Equal(t, tt.want, fe.Error()[:min(len(tt.want), len(fe.Error()))])
 		})
 	}
+}
+
+// TestNewProviderPoolAcceptsWhatFilesMay holds the Go API to the bounds of
+// config files: a redirect without a target (a 503 at request time) and a
+// limit of 0 (refuses every request) are accepted by both.
+func TestNewProviderPoolAcceptsWhatFilesMay(t *testing.T) {
+	t.Parallel()
+	p, err := NewProviderPool([]*Provider{NewProviderWithConcurrencyLimit(newTestTarget(t, "https://a.example.com"), 1, 0)},
+		WithRoutingRules(RoutingRule{Action: RoutingAction{Type: ActionRedirect}}),
+		WithConcurrencyLimiter(NewConcurrencyLimiterWithLimit(0)),
+		WithFallback(FallbackConfig{Enabled: true, MaxAttempts: 0}))
+	require.NoError(t, err)
+	_, ok := p.Select()
+	assert.False(t, ok, "a provider limited to 0 is never selected")
 }
 
 func TestNewProviderPoolReportsEveryProblem(t *testing.T) {

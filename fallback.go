@@ -1,7 +1,6 @@
 package pool
 
 import (
-	"fmt"
 	"iter"
 )
 
@@ -53,20 +52,6 @@ func (f FallbackConfig) ShouldFallbackOnStatus(status int) bool {
 		}
 	}
 	return false
-}
-
-// validate checks the config; its errors start with the JSON field so that
-// callers can prefix the place.
-func (f FallbackConfig) validate() error {
-	if f.MaxAttempts < 0 {
-		return fmt.Errorf("max_attempts: %d is negative; want 0 (one attempt per provider) or more", f.MaxAttempts)
-	}
-	for i, pattern := range f.OnStatus {
-		if !(pattern >= 1 && pattern <= 5 || pattern >= 10 && pattern <= 59 || pattern >= 100 && pattern <= 599) {
-			return fmt.Errorf("on_status[%d]: %d matches no HTTP status; want a class 1-5, a decade 10-59 or a status 100-599", i, pattern)
-		}
-	}
-	return nil
 }
 
 // SelectIter walks a pool's providers for one request, lazily: each Next

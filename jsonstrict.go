@@ -28,8 +28,8 @@ var (
 // define and each value that does not fit its Go type. place is the path to
 // raw ("" at the top). Types that need a special walk are handled by special,
 // which returns false for the others.
-func checkJSON(place string, raw json.RawMessage, t reflect.Type, errs *[]error,
-	special func(place string, raw json.RawMessage, t reflect.Type, errs *[]error) bool) {
+func checkJSON(place string, raw json.RawMessage, t reflect.Type, errs *[]*FieldError,
+	special func(place string, raw json.RawMessage, t reflect.Type, errs *[]*FieldError) bool) {
 	if isNull(raw) || t == rawMessageType {
 		return
 	}
@@ -48,14 +48,16 @@ func checkJSON(place string, raw json.RawMessage, t reflect.Type, errs *[]error,
 	case reflect.Struct:
 		var obj map[string]json.RawMessage
 		if json.Unmarshal(raw, &obj) != nil {
-			*errs = append(*errs, fmt.Errorf("%s: want an object, got %s", placeOrTop(place), jsonKind(raw)))
+			*errs = append(*errs, fieldErr(place, "want an object, got %s", jsonKind(raw)))
 			return
 		}
 		fields := jsonFields(t)
 		for _, name := range sortedKeys(obj) {
 			ft, ok := fields[name]
 			if !ok {
-				*errs = append(*errs, fmt.Errorf("%s: unknown field %q", placeOrTop(place), name))
+				e := fieldErr(place, "unknown field %q", name)
+				e.unknown, e.at = true, append(placeSegments(place), name)
+				*errs = append(*errs, e)
 				continue
 			}
 			checkJSON(joinField(place, name), obj[name], ft, errs, special)
@@ -63,7 +65,7 @@ func checkJSON(place string, raw json.RawMessage, t reflect.Type, errs *[]error,
 	case reflect.Slice:
 		var arr []json.RawMessage
 		if json.Unmarshal(raw, &arr) != nil {
-			*errs = append(*errs, fmt.Errorf("%s: want an array, got %s", placeOrTop(place), jsonKind(raw)))
+			*errs = append(*errs, fieldErr(place, "want an array, got %s", jsonKind(raw)))
 			return
 		}
 		for i, elem := range arr {
@@ -72,7 +74,7 @@ func checkJSON(place string, raw json.RawMessage, t reflect.Type, errs *[]error,
 	case reflect.Map:
 		var obj map[string]json.RawMessage
 		if json.Unmarshal(raw, &obj) != nil {
-			*errs = append(*errs, fmt.Errorf("%s: want an object, got %s", placeOrTop(place), jsonKind(raw)))
+			*errs = append(*errs, fieldErr(place, "want an object, got %s", jsonKind(raw)))
 			return
 		}
 		for _, k := range sortedKeys(obj) {
@@ -84,7 +86,7 @@ func checkJSON(place string, raw json.RawMessage, t reflect.Type, errs *[]error,
 }
 
 // checkLeaf decodes raw into a new value of type t and reports a failure.
-func checkLeaf(place string, raw json.RawMessage, t reflect.Type, errs *[]error) {
+func checkLeaf(place string, raw json.RawMessage, t reflect.Type, errs *[]*FieldError) {
 	err := json.Unmarshal(raw, reflect.New(t).Interface())
 	if err == nil {
 		return
@@ -92,9 +94,9 @@ func checkLeaf(place string, raw json.RawMessage, t reflect.Type, errs *[]error)
 	var typeErr *json.UnmarshalTypeError
 	switch {
 	case errors.As(err, &typeErr):
-		*errs = append(*errs, fmt.Errorf("%s: want %s, got %s", placeOrTop(place), goKind(t), jsonKind(raw)))
+		*errs = append(*errs, fieldErr(place, "want %s, got %s", goKind(t), jsonKind(raw)))
 	default:
-		*errs = append(*errs, fmt.Errorf("%s: %v", placeOrTop(place), err))
+		*errs = append(*errs, fieldErr(place, "%v", err))
 	}
 }
 

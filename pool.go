@@ -3,7 +3,6 @@
 package pool
 
 import (
-	"errors"
 	"fmt"
 	"math/bits"
 	"slices"
@@ -103,10 +102,10 @@ func WithRoutingRules(rules ...RoutingRule) Option {
 // strategy, or a routing action other than a deny or a redirect to an alias.
 func NewProviderPool(providers []*Provider, opts ...Option) (*ProviderPool, error) {
 	p := new(ProviderPool)
-	var errs []error
+	var errs []*FieldError
 	for i, opt := range opts {
 		if opt == nil {
-			errs = append(errs, fmt.Errorf("pool: options[%d] is nil", i))
+			errs = append(errs, fieldErr(fmt.Sprintf("options[%d]", i), "option is nil"))
 			continue
 		}
 		opt(p)
@@ -115,8 +114,8 @@ func NewProviderPool(providers []*Provider, opts ...Option) (*ProviderPool, erro
 	p.entries = make([]entry, len(providers))
 	p.live = make([]uint64, (len(providers)+63)/64)
 	for i, pr := range providers {
-		if err := checkProvider(pr); err != nil {
-			errs = append(errs, fmt.Errorf("pool: providers[%d]%w", i, err))
+		if err := checkProvider(fmt.Sprintf("providers[%d]", i), pr); err != nil {
+			errs = append(errs, err)
 			continue
 		}
 		pr.limiter.counter() // install it now, not on the hot path
@@ -126,43 +125,25 @@ func NewProviderPool(providers []*Provider, opts ...Option) (*ProviderPool, erro
 		}
 	}
 	if !p.strategy.valid() {
-		errs = append(errs, fmt.Errorf("pool: strategy: %v is not defined; want WeightedRandom or Priority", p.strategy))
+		errs = append(errs, fieldErr("strategy", "%v is not defined; want WeightedRandom or Priority", p.strategy))
 	}
 	if p.hasFallback {
-		if err := p.fallback.validate(); err != nil {
-			errs = append(errs, fmt.Errorf("pool: fallback.%w", err))
-		}
+		errs = append(errs, checkFallback("fallback", p.fallback)...)
 	}
-	if p.concurrency != nil && p.concurrency.limited && p.concurrency.limit < 0 {
-		errs = append(errs, fmt.Errorf("pool: concurrency_limit: %d is negative; want 0 or more", p.concurrency.limit))
+	if p.concurrency != nil && p.concurrency.limited {
+		if err := checkLimit("concurrency_limit", p.concurrency.limit); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	for i, r := range p.rules {
-		if err := r.Action.validate(); err != nil {
-			errs = append(errs, fmt.Errorf("pool: routing_rules[%d].%w", i, err))
+		if err := checkRoutingAction(fmt.Sprintf("routing_rules[%d]", i), r.Action); err != nil {
+			errs = append(errs, err)
 		}
 	}
-	if err := errors.Join(errs...); err != nil {
-		return nil, err
+	if len(errs) > 0 {
+		return nil, joinFieldErrors(errs)
 	}
 	return p, nil
-}
-
-// checkProvider validates one provider; its errors start with the field
-// after the provider's place (".target: ..." or ": ...").
-func checkProvider(pr *Provider) error {
-	switch {
-	case pr == nil:
-		return errors.New(": provider is nil")
-	case pr.Target == nil:
-		return errors.New(".target: target is nil; build one with NewTarget")
-	case pr.Target.URL == nil:
-		return errors.New(".target.url: target has no URL; build targets with NewTarget")
-	case pr.Target.URL.Scheme != "http" && pr.Target.URL.Scheme != "https" || pr.Target.URL.Host == "":
-		return fmt.Errorf(".target.url: %q is not an absolute http(s) URL", pr.Target.URL.Redacted())
-	case pr.limiter.limited && pr.limiter.limit < 0:
-		return fmt.Errorf(".concurrency_limit: %d is negative; want 0 or more", pr.limiter.limit)
-	}
-	return nil
 }
 
 // NewSingleProviderPool returns a pool of one provider without a

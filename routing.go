@@ -1,7 +1,6 @@
 package pool
 
 import (
-	"fmt"
 	"maps"
 )
 
@@ -44,24 +43,6 @@ func (r *RoutingRule) matches(labels map[string]string) bool {
 		}
 	}
 	return true
-}
-
-// validate checks the action; its errors start with the JSON field so that
-// callers can prefix the rule's place.
-func (a RoutingAction) validate() error {
-	switch a.Type {
-	case ActionDeny:
-		if a.Target != "" {
-			return fmt.Errorf("action.target: %q is set on a deny action; remove it or use type %q", a.Target, ActionRedirect)
-		}
-	case ActionRedirect:
-		if a.Target == "" {
-			return fmt.Errorf("action.target: a redirect needs the alias to redirect to")
-		}
-	default:
-		return fmt.Errorf("action.type: %q is not a routing action; want %q or %q", a.Type, ActionDeny, ActionRedirect)
-	}
-	return nil
 }
 
 // EvaluateRoutingRules returns the action of the first rule that matches the

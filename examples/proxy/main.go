@@ -9,6 +9,7 @@
 //
 //	go -C examples run ./proxy
 //	go -C examples run ./proxy -config config.json -addr 127.0.0.1:3000
+//	go -C examples run ./proxy -config config.json -lenient
 package main
 
 import (
@@ -40,10 +41,11 @@ var demoConfig string
 func main() {
 	configPath := flag.String("config", "", "an onwards config file to serve and watch (default: the demo config over mock upstreams)")
 	addr := flag.String("addr", "127.0.0.1:8080", "the address to serve on")
+	lenient := flag.Bool("lenient", false, "load a config with unknown fields (each logged as a warning) rather than refuse it")
 	flag.Parse()
 	tuneGC()
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	if err := run(*configPath, *addr, log); err != nil {
+	if err := run(*configPath, *addr, pool.ParseOptions{AllowUnknownFields: *lenient}, log); err != nil {
 		log.Error("proxy stopped", "error", err)
 		os.Exit(1)
 	}
@@ -67,7 +69,7 @@ func tuneGC() (restore func()) {
 	return func() { debug.SetGCPercent(old) }
 }
 
-func run(configPath, addr string, log *slog.Logger) error {
+func run(configPath, addr string, opts pool.ParseOptions, log *slog.Logger) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
@@ -80,18 +82,16 @@ func run(configPath, addr string, log *slog.Logger) error {
 		}
 		defer closeMocks()
 		cfg = demo
-	} else if cfg, err = pool.LoadConfig(configPath); err != nil {
+	} else if cfg, err = opts.Load(configPath); err != nil {
 		return err
 	}
 	reg, err := pool.NewRegistry(cfg)
 	if err != nil {
 		return err
 	}
-	for _, field := range cfg.NotActedOn {
-		log.Warn("config field kept but not acted on", "field", field)
-	}
+	logConfig(log, cfg)
 	if configPath != "" {
-		if err := watchConfig(ctx, configPath, reg, log, nil); err != nil {
+		if err := watchConfig(ctx, configPath, opts, reg, log, nil); err != nil {
 			return err
 		}
 	}
@@ -151,7 +151,7 @@ func startDemo(log *slog.Logger) (closeAll func(), cfg *pool.Config, err error) 
 // ctx is done. It watches the file's directory, since editors often replace
 // a file rather than write it in place. Each reload's outcome is sent on
 // reloaded, if it is not nil.
-func watchConfig(ctx context.Context, path string, reg *pool.Registry, log *slog.Logger, reloaded chan<- error) error {
+func watchConfig(ctx context.Context, path string, opts pool.ParseOptions, reg *pool.Registry, log *slog.Logger, reloaded chan<- error) error {
 	w, err := fsnotify.NewWatcher()
 	if err != nil {
 		return err
@@ -163,7 +163,7 @@ func watchConfig(ctx context.Context, path string, reg *pool.Registry, log *slog
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	reload := func(why string) {
-		cfg, err := pool.LoadConfig(path)
+		cfg, err := opts.Load(path)
 		if err == nil {
 			err = reg.Reload(cfg)
 		}
@@ -171,6 +171,7 @@ func watchConfig(ctx context.Context, path string, reg *pool.Registry, log *slog
 			log.Error("config not reloaded; the previous one stays", "why", why, "error", err)
 		} else {
 			log.Info("config reloaded", "why", why, "aliases", reg.Aliases())
+			logConfig(log, cfg)
 		}
 		if reloaded != nil {
 			reloaded <- err
@@ -201,6 +202,17 @@ func watchConfig(ctx context.Context, path string, reg *pool.Registry, log *slog
 		}
 	}()
 	return nil
+}
+
+// logConfig logs what a loaded config holds that may surprise: its
+// warnings, and the fields it sets that this proxy keeps but does not act on.
+func logConfig(log *slog.Logger, cfg *pool.Config) {
+	for _, w := range cfg.Warnings {
+		log.Warn("config warning", "place", w.Place, "warning", w.Message)
+	}
+	for _, field := range cfg.NotActedOn {
+		log.Warn("config field kept but not acted on", "field", field)
+	}
 }
 
 // printUsage prints how to call the proxy: for the demo, its curl lines,

@@ -488,7 +488,7 @@ func TestWatchConfigReloadsOnChangeAndSIGHUP(t *testing.T) {
 	leakOpts := goleak.IgnoreCurrent()
 	ctx, cancel := context.WithCancel(context.Background())
 	reloaded := make(chan error, 10)
-	require.NoError(t, watchConfig(ctx, path, reg, slog.New(slog.DiscardHandler), reloaded))
+	require.NoError(t, watchConfig(ctx, path, pool.ParseOptions{}, reg, slog.New(slog.DiscardHandler), reloaded))
 	await := func() error {
 		select {
 		case err := <-reloaded:
@@ -620,4 +620,58 @@ func TestUsageLines(t *testing.T) {
 	out.Reset()
 	printUsage(&out, "127.0.0.1:8080", []string{"demo", "demo-keyed"}, true)
 	assert.Contains(t, out.String(), "Bearer sk-demo", "the demo's own key")
+}
+
+// syncBuffer is a log sink safe for the watcher's goroutine.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestLenientReloadLogsWarnings(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "config.json")
+	require.NoError(t, os.WriteFile(path, []byte(`{"targets": {"a": {"url": "https://a.example.com"}}}`), 0o600))
+	lenient := pool.ParseOptions{AllowUnknownFields: true}
+	cfg, err := lenient.Load(path)
+	require.NoError(t, err)
+	reg, err := pool.NewRegistry(cfg)
+	require.NoError(t, err)
+
+	leakOpts := goleak.IgnoreCurrent()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer func() { cancel(); goleak.VerifyNone(t, leakOpts) }()
+	var logs syncBuffer
+	reloaded := make(chan error, 10)
+	require.NoError(t, watchConfig(ctx, path, lenient, reg, slog.New(slog.NewTextHandler(&logs, nil)), reloaded))
+
+	tmp := filepath.Join(dir, "next.json")
+	require.NoError(t, os.WriteFile(tmp, []byte(`{"targets": {"a": {"url": "https://a.example.com", "colour": "red"}, "b": {"providers": []}}}`), 0o600))
+	require.NoError(t, os.Rename(tmp, path))
+	// Each reload logs before it reports, so once a report shows the new
+	// aliases, that reload's warnings are in the log.
+	for done := false; !done; {
+		select {
+		case err := <-reloaded:
+			require.NoError(t, err)
+			done = len(reg.Aliases()) == 2
+		case <-time.After(testTimeout):
+			t.Fatal("no reload")
+		}
+	}
+	for _, want := range []string{`unknown field \"colour\"`, `place="targets[\"b\"].providers"`, `no providers`} {
+		assert.Contains(t, logs.String(), want)
+	}
 }

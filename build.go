@@ -1,0 +1,255 @@
+package pool
+
+import (
+	"errors"
+	"crypto/sha256"
+	"fmt"
+	"time"
+)
+
+// This file turns a validated config into a snapshot of pools: the one
+// place where a config becomes the Go API, and the one home of the
+// config's defaults.
+
+// snapshot is one config turned into pools. It is immutable once published.
+type snapshot struct {
+	cfg     *Config
+	aliases []string // sorted
+	pools   map[string]*aliasState
+	keys    map[[sha256.Size]byte]*keyState // by digest of the key
+}
+
+// aliasState is one alias's pool and what a reload needs to carry over.
+type aliasState struct {
+	pool          *ProviderPool
+	rate          *rateState                      // the pool's, or nil
+	providerRates map[providerIdentity]*rateState // by provider identity
+}
+
+// rateState is a rate limiter and the parameters it was made with, so that
+// a reload that keeps the parameters keeps the limiter and its tokens.
+type rateState struct {
+	rps   float64
+	burst int
+	lim   RateLimiter
+}
+
+// keyState is what a key definition gives an API key.
+type keyState struct {
+	labels map[string]string
+	rate   *rateState          // nil: no per-key rate limit
+	conc   *ConcurrencyLimiter // nil: no per-key concurrency limit
+}
+
+// buildSnapshot validates cfg and turns it into pools, carrying state over
+// from old (nil: none). It changes nothing in old; on an error, it returns
+// every problem of cfg.
+func buildSnapshot(cfg *Config, old *snapshot) (*snapshot, error) {
+	if cfg == nil {
+		return nil, errors.New("pool: config is nil")
+	}
+	if errs, _ := validateConfig(cfg); len(errs) > 0 {
+		return nil, joinFieldErrors(errs)
+	}
+	b := &builder{cfg: cfg, old: old, defKeys: make(map[string]string)}
+	s := &snapshot{
+		cfg:     cfg,
+		aliases: sortedKeys(cfg.Targets),
+		pools:   make(map[string]*aliasState, len(cfg.Targets)),
+		keys:    make(map[[sha256.Size]byte]*keyState),
+	}
+	b.buildKeys(s)
+	var globalKeys []string
+	if cfg.Auth != nil {
+		globalKeys = b.resolveKeys(cfg.Auth.GlobalKeys)
+	}
+	for _, alias := range s.aliases {
+		a, err := b.buildAlias(alias, globalKeys)
+		if err != nil { // validation let through what NewProviderPool refuses
+			return nil, err
+		}
+		s.pools[alias] = a
+	}
+	b.adopt(s)
+	return s, nil
+}
+
+// builder holds the work of one buildSnapshot.
+type builder struct {
+	cfg     *Config
+	old     *snapshot
+	defKeys map[string]string // key-definition name -> key
+}
+
+// buildKeys turns the key definitions into per-key state.
+func (b *builder) buildKeys(s *snapshot) {
+	if b.cfg.Auth == nil {
+		return
+	}
+	for _, name := range sortedKeys(b.cfg.Auth.KeyDefinitions) {
+		def := b.cfg.Auth.KeyDefinitions[name]
+		digest := sha256.Sum256([]byte(def.Key))
+		b.defKeys[name] = def.Key
+		ks := &keyState{labels: def.Labels}
+		var oldKey *keyState
+		if b.old != nil {
+			oldKey = b.old.keys[digest]
+		}
+		if def.RateLimit != nil {
+			var oldRate *rateState
+			if oldKey != nil {
+				oldRate = oldKey.rate
+			}
+			ks.rate = rateLimiter(def.RateLimit, oldRate)
+		}
+		if def.ConcurrencyLimit != nil {
+			ks.conc = NewConcurrencyLimiterWithLimit(def.ConcurrencyLimit.MaxConcurrentRequests)
+		}
+		s.keys[digest] = ks
+	}
+}
+
+// resolveKeys turns entries of "keys" or "global_keys", each a key or the
+// name of a key definition, into keys.
+func (b *builder) resolveKeys(entries []string) []string {
+	keys := make([]string, 0, len(entries))
+	for _, entry := range entries {
+		if key, isDef := b.defKeys[entry]; isDef {
+			entry = key
+		}
+		keys = append(keys, entry)
+	}
+	return keys
+}
+
+// buildAlias builds the pool of one alias.
+func (b *builder) buildAlias(alias string, globalKeys []string) (*aliasState, error) {
+	plan := planOf(alias, b.cfg.Targets[alias])
+	var oldAlias *aliasState
+	if b.old != nil {
+		oldAlias = b.old.pools[alias]
+	}
+	a := &aliasState{providerRates: make(map[providerIdentity]*rateState)}
+	providers := make([]*Provider, 0, len(plan.providers))
+	for _, pp := range plan.providers {
+		providers = append(providers, b.buildProvider(pp.spec, plan, oldAlias, a))
+	}
+	opts := []Option{WithRoutingRules(plan.rules...), WithTrusted(plan.trusted)}
+	if keys := append(b.resolveKeys(plan.keys), globalKeys...); len(keys) > 0 {
+		opts = append(opts, WithKeys(NewKeySet(keys...)))
+	}
+	if plan.strategy != "" {
+		var s LoadBalanceStrategy
+		s.UnmarshalText([]byte(plan.strategy)) // validated
+		opts = append(opts, WithStrategy(s))
+	}
+	if plan.rate != nil {
+		var oldRate *rateState
+		if oldAlias != nil {
+			oldRate = oldAlias.rate
+		}
+		a.rate = rateLimiter(plan.rate, oldRate)
+		opts = append(opts, WithRateLimiter(a.rate.lim))
+	}
+	if plan.conc != nil {
+		opts = append(opts, WithConcurrencyLimiter(NewConcurrencyLimiterWithLimit(plan.conc.MaxConcurrentRequests)))
+	}
+	if plan.fallback != nil {
+		opts = append(opts, WithFallback(plan.fallback.config()))
+	}
+	p, err := NewProviderPool(providers, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("pool: targets[%q]: %w", alias, err)
+	}
+	a.pool = p
+	return a, nil
+}
+
+// buildProvider turns one validated provider spec into a Provider.
+func (b *builder) buildProvider(spec *ProviderSpec, plan *poolPlan, oldAlias, a *aliasState) *Provider {
+	u, _ := parseBaseURL(spec.URL) // validated
+	t := &Target{
+		URL:                      u,
+		UpstreamKey:              spec.OnwardsKey,
+		UpstreamModel:            spec.OnwardsModel,
+		UpstreamAuthHeaderName:   "Authorization",
+		UpstreamAuthHeaderPrefix: "Bearer ",
+		SanitizeResponse:         plan.sanitize || spec.SanitizeResponse,
+		ResponseHeaders:          mergeHeaders(plan.responseHeaders, spec.ResponseHeaders),
+	}
+	if plan.providerTrust {
+		t.Trusted = spec.Trusted
+	}
+	if spec.UpstreamAuthHeaderName != nil {
+		t.UpstreamAuthHeaderName = *spec.UpstreamAuthHeaderName
+	}
+	if spec.UpstreamAuthHeaderPrefix != nil {
+		t.UpstreamAuthHeaderPrefix = *spec.UpstreamAuthHeaderPrefix
+	}
+	if spec.RequestTimeoutSecs != nil {
+		t.RequestTimeout = time.Duration(*spec.RequestTimeoutSecs) * time.Second
+	}
+	if spec.RateLimit != nil {
+		id := identityOf(t)
+		var oldRate *rateState
+		if oldAlias != nil {
+			oldRate = oldAlias.providerRates[id]
+		}
+		rs := rateLimiter(spec.RateLimit, oldRate)
+		t.RateLimiter = rs.lim
+		if _, dup := a.providerRates[id]; !dup {
+			a.providerRates[id] = rs
+		}
+	}
+	weight := uint32(1)
+	if spec.Weight != nil {
+		weight = uint32(*spec.Weight) // validated: 0 to MaxUint32
+	}
+	if spec.ConcurrencyLimit != nil {
+		return NewProviderWithConcurrencyLimit(t, weight, spec.ConcurrencyLimit.MaxConcurrentRequests)
+	}
+	return NewProvider(t, weight)
+}
+
+// mergeHeaders returns the pool's response headers with the provider's
+// over them, or nil when neither sets any.
+func mergeHeaders(pool, provider map[string]string) map[string]string {
+	if len(pool)+len(provider) == 0 {
+		return nil
+	}
+	out := make(map[string]string, len(pool)+len(provider))
+	for k, v := range pool {
+		out[k] = v
+	}
+	for k, v := range provider {
+		out[k] = v
+	}
+	return out
+}
+
+// rateLimiter returns the limiter of a validated rate limit: old's, if the
+// parameters are the same, so that its tokens carry over.
+func rateLimiter(spec *RateLimitSpec, old *rateState) *rateState {
+	burst, _ := checkRate("", spec)
+	if old != nil && old.rps == spec.RequestsPerSecond && old.burst == burst {
+		return old
+	}
+	return &rateState{rps: spec.RequestsPerSecond, burst: burst, lim: NewRateLimiter(spec.RequestsPerSecond, burst)}
+}
+
+// adopt carries the live counters of the old snapshot into s.
+func (b *builder) adopt(s *snapshot) {
+	if b.old == nil {
+		return
+	}
+	for alias, a := range s.pools {
+		if old, ok := b.old.pools[alias]; ok {
+			a.pool.AdoptProviderState(old.pool)
+		}
+	}
+	for digest, k := range s.keys {
+		if old, ok := b.old.keys[digest]; ok && k.conc != nil && old.conc != nil {
+			k.conc.AdoptActiveCounter(old.conc)
+		}
+	}
+}

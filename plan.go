@@ -1,0 +1,73 @@
+package pool
+
+import "fmt"
+
+// plannedProvider is a provider spec and the place it was written.
+type plannedProvider struct {
+	place string
+	spec  *ProviderSpec
+}
+
+// poolPlan is a target of any of the three forms, reduced to one shape, so
+// that validation and building each have one walk.
+type poolPlan struct {
+	base            string // the place of the pool-level fields
+	keys            []string
+	strategy        string
+	rate            *RateLimitSpec
+	conc            *ConcurrencyLimitSpec
+	fallback        *FallbackSpec
+	rules           []RoutingRule
+	responseHeaders map[string]string
+	trusted         bool
+	sanitize        bool
+	providerTrust   bool // whether providers' own trusted fields apply
+	providers       []plannedProvider
+	providersPlace  string
+	list            []TargetSpec // the legacy list it came from, if any
+}
+
+// planOf reduces the target of alias to a poolPlan. A target with no form
+// set (written in Go, not read from JSON) gives nil.
+func planOf(alias string, t TargetConfig) *poolPlan {
+	place := fmt.Sprintf("targets[%q]", alias)
+	switch {
+	case t.Pool != nil:
+		p := t.Pool
+		plan := &poolPlan{
+			keys: p.Keys, strategy: p.Strategy, rate: p.RateLimit, conc: p.ConcurrencyLimit,
+			fallback: p.Fallback, rules: p.RoutingRules, responseHeaders: p.ResponseHeaders,
+			trusted: p.Trusted != nil && *p.Trusted, sanitize: p.SanitizeResponse, providerTrust: true,
+			base: place, providersPlace: place + ".providers",
+		}
+		for i := range p.Providers {
+			plan.providers = append(plan.providers, plannedProvider{fmt.Sprintf("%s.providers[%d]", place, i), &p.Providers[i]})
+		}
+		return plan
+	case t.List != nil:
+		if len(t.List) == 0 {
+			return &poolPlan{base: place, providersPlace: place, list: t.List}
+		}
+		plan := singlePlan(place+"[0]", &t.List[0])
+		plan.providersPlace, plan.list, plan.providers = place, t.List, nil
+		for i := range t.List {
+			plan.providers = append(plan.providers, plannedProvider{fmt.Sprintf("%s[%d]", place, i), &t.List[i].ProviderSpec})
+		}
+		return plan
+	case t.Single != nil:
+		return singlePlan(place, t.Single)
+	}
+	return nil
+}
+
+// singlePlan is the plan of a single target at place: its keys and trusted
+// are the pool's, its limits its provider's.
+func singlePlan(place string, t *TargetSpec) *poolPlan {
+	return &poolPlan{
+		keys: t.Keys, strategy: t.Strategy, fallback: t.Fallback, rules: t.RoutingRules,
+		trusted:   t.Trusted != nil && *t.Trusted,
+		sanitize:  t.SanitizeResponse,
+		providers: []plannedProvider{{place, &t.ProviderSpec}},
+		base:      place, providersPlace: place,
+	}
+}

@@ -1,0 +1,323 @@
+package pool
+
+import (
+	"crypto/sha256"
+	"fmt"
+	"math"
+	"reflect"
+	"strings"
+	"time"
+)
+
+// This file is the one home of the rules that a pool's settings must
+// follow. NewProviderPool applies them to Go values and ParseConfig to a
+// config file, with the same bounds; a file's places are longer, that is
+// all.
+
+// checkProvider validates one provider of NewProviderPool at place.
+func checkProvider(place string, pr *Provider) *FieldError {
+	switch {
+	case pr == nil:
+		return fieldErr(place, "provider is nil")
+	case pr.Target == nil:
+		return fieldErr(place+".target", "target is nil; build one with NewTarget")
+	case pr.Target.URL == nil:
+		return fieldErr(place+".target.url", "target has no URL; build targets with NewTarget")
+	case pr.Target.URL.Scheme != "http" && pr.Target.URL.Scheme != "https" || pr.Target.URL.Host == "":
+		return fieldErr(place+".target.url", "%q is not an absolute http(s) URL", pr.Target.URL.Redacted())
+	case pr.limiter.limited:
+		return checkLimit(place+".concurrency_limit", pr.limiter.limit)
+	}
+	return nil
+}
+
+// checkLimit validates a concurrency limit: 0 refuses everything, and a
+// negative limit is an error.
+func checkLimit(place string, limit int64) *FieldError {
+	if limit < 0 {
+		return fieldErr(place, "%d is negative; want 0 (refuse every request) or more", limit)
+	}
+	return nil
+}
+
+// checkFallback validates a fallback config at place.
+func checkFallback(place string, f FallbackConfig) []*FieldError {
+	var errs []*FieldError
+	if f.MaxAttempts < 0 {
+		errs = append(errs, fieldErr(place+".max_attempts", "%d is negative; want 0 (one attempt per provider) or more", f.MaxAttempts))
+	}
+	for i, pattern := range f.OnStatus {
+		if !(pattern >= 1 && pattern <= 5 || pattern >= 10 && pattern <= 59 || pattern >= 100 && pattern <= 599) {
+			errs = append(errs, fieldErr(fmt.Sprintf("%s.on_status[%d]", place, i),
+				"%d matches no HTTP status; want a class 1-5, a decade 10-59 or a status 100-599", pattern))
+		}
+	}
+	return errs
+}
+
+// checkRoutingAction validates the action of the rule at place. A redirect
+// with no target is allowed: as in onwards, a request it matches is refused
+// with a 503 (config generators write one for a deleted model).
+func checkRoutingAction(place string, a RoutingAction) *FieldError {
+	switch a.Type {
+	case ActionDeny:
+		if a.Target != "" {
+			return fieldErr(place+".action.target", "%q is set on a deny action; remove it or use type %q", a.Target, ActionRedirect)
+		}
+	case ActionRedirect:
+	default:
+		return fieldErr(place+".action.type", "%q is not a routing action; want %q or %q", a.Type, ActionDeny, ActionRedirect)
+	}
+	return nil
+}
+
+// checkRate validates a rate limit at place and returns its burst.
+func checkRate(place string, spec *RateLimitSpec) (burst int, err *FieldError) {
+	rps := spec.RequestsPerSecond
+	if !(rps > 0) || math.IsInf(rps, 0) {
+		return 0, fieldErr(place+".requests_per_second", "%v; want a number above 0", rps)
+	}
+	burst = int(math.Min(math.Ceil(rps), math.MaxInt32))
+	if spec.BurstSize != nil {
+		if *spec.BurstSize < 1 {
+			return 0, fieldErr(place+".burst_size", "%d; want at least 1", *spec.BurstSize)
+		}
+		burst = *spec.BurstSize
+	}
+	return burst, nil
+}
+
+// checkHeaders validates response headers at place.
+func checkHeaders(place string, headers map[string]string) []*FieldError {
+	var errs []*FieldError
+	for _, name := range sortedKeys(headers) {
+		if !validHeaderName(name) {
+			errs = append(errs, fieldErr(place, "%q is not a valid header name", name))
+		} else if !validHeaderValue(headers[name]) {
+			errs = append(errs, fieldErr(fmt.Sprintf("%s[%q]", place, name), "value holds a control character"))
+		}
+	}
+	return errs
+}
+
+// validHeaderName reports whether name is an HTTP token (RFC 9110).
+func validHeaderName(name string) bool {
+	if name == "" {
+		return false
+	}
+	for _, c := range []byte(name) {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0) {
+			return false
+		}
+	}
+	return true
+}
+
+// validHeaderValue reports whether v holds no control character but tab.
+func validHeaderValue(v string) bool {
+	for _, c := range []byte(v) {
+		if c < ' ' && c != '\t' || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// validator checks a whole config; it builds nothing.
+type validator struct {
+	cfg     *Config
+	errs    []*FieldError
+	warns   []ConfigWarning
+	defKeys map[string]bool // key-definition names
+}
+
+// validateConfig returns every problem of cfg and every warning.
+func validateConfig(cfg *Config) ([]*FieldError, []ConfigWarning) {
+	v := &validator{cfg: cfg, defKeys: make(map[string]bool)}
+	v.keyDefinitions()
+	if cfg.Auth != nil {
+		v.keyList("auth.global_keys", cfg.Auth.GlobalKeys)
+	}
+	if len(cfg.Targets) == 0 {
+		v.add(fieldErr("targets", "no aliases; a config needs at least one target"))
+	}
+	for _, alias := range sortedKeys(cfg.Targets) {
+		v.alias(alias, cfg.Targets[alias])
+	}
+	return v.errs, v.warns
+}
+
+func (v *validator) add(errs ...*FieldError) {
+	for _, e := range errs {
+		if e != nil {
+			v.errs = append(v.errs, e)
+		}
+	}
+}
+
+func (v *validator) warn(place, format string, args ...any) {
+	v.warns = append(v.warns, ConfigWarning{Place: place, Message: fmt.Sprintf(format, args...)})
+}
+
+func (v *validator) keyDefinitions() {
+	if v.cfg.Auth == nil {
+		return
+	}
+	seen := make(map[[sha256.Size]byte]string)
+	for _, name := range sortedKeys(v.cfg.Auth.KeyDefinitions) {
+		def, place := v.cfg.Auth.KeyDefinitions[name], fmt.Sprintf("auth.key_definitions[%q]", name)
+		v.defKeys[name] = true
+		if def.Key == "" {
+			v.add(fieldErr(place+".key", "missing; a key definition needs the key it describes"))
+		} else if other, dup := seen[sha256.Sum256([]byte(def.Key))]; dup {
+			v.add(fieldErr(place+".key", "the same key as %s; a key has one definition", other))
+		} else {
+			seen[sha256.Sum256([]byte(def.Key))] = place
+		}
+		if def.RateLimit != nil {
+			_, err := checkRate(place+".rate_limit", def.RateLimit)
+			v.add(err)
+		}
+		v.concurrency(place+".concurrency_limit", def.ConcurrencyLimit, "this key")
+	}
+}
+
+// keyList checks entries of "keys" or "global_keys".
+func (v *validator) keyList(place string, entries []string) {
+	for i, entry := range entries {
+		if entry == "" {
+			v.add(fieldErr(fmt.Sprintf("%s[%d]", place, i), "empty key"))
+		}
+	}
+}
+
+// concurrency checks a concurrency limit; 0 loads, with a warning.
+func (v *validator) concurrency(place string, spec *ConcurrencyLimitSpec, whose string) {
+	if spec == nil {
+		return
+	}
+	place += ".max_concurrent_requests"
+	if err := checkLimit(place, int64(spec.MaxConcurrentRequests)); err != nil {
+		v.add(err)
+	} else if spec.MaxConcurrentRequests == 0 {
+		v.warn(place, "0 refuses every request to %s with a 429, as in onwards", whose)
+	}
+}
+
+// alias checks the target of one alias.
+func (v *validator) alias(alias string, t TargetConfig) {
+	place := fmt.Sprintf("targets[%q]", alias)
+	if alias == "" {
+		v.add(fieldErr(place, "empty alias"))
+	}
+	plan := planOf(alias, t)
+	if plan == nil {
+		v.add(fieldErr(place, "empty target; want a url, a providers array or a list of targets"))
+		return
+	}
+	v.listAgrees(plan)
+	if len(plan.providers) == 0 {
+		v.warn(plan.providersPlace, "no providers; every request for %q gets a 503, as in onwards", alias)
+	}
+	for _, pp := range plan.providers {
+		v.provider(pp)
+	}
+	v.poolFields(plan)
+	v.rules(alias, plan)
+}
+
+// listAgrees checks that every entry of a legacy list agrees with the
+// first on the pool-level fields, which the list takes from its first.
+func (v *validator) listAgrees(plan *poolPlan) {
+	if len(plan.list) < 2 {
+		return
+	}
+	first := &plan.list[0]
+	for i := 1; i < len(plan.list); i++ {
+		entry, ep := &plan.list[i], fmt.Sprintf("%s[%d]", plan.providersPlace, i)
+		if (entry.Trusted != nil && *entry.Trusted) != plan.trusted {
+			v.add(fieldErr(ep+".trusted", "disagrees with %s[0]; every entry of a list must agree on trusted", plan.providersPlace))
+		}
+		for _, f := range []struct {
+			name      string
+			got, want any
+		}{
+			{"keys", entry.Keys, first.Keys}, {"strategy", entry.Strategy, first.Strategy},
+			{"fallback", entry.Fallback, first.Fallback}, {"routing_rules", entry.RoutingRules, first.RoutingRules},
+		} {
+			if !reflect.ValueOf(f.got).IsZero() && !reflect.DeepEqual(f.got, f.want) {
+				v.add(fieldErr(ep+"."+f.name, "differs from %s[0]; a list takes its pool settings from its first entry", plan.providersPlace))
+			}
+		}
+	}
+}
+
+// provider checks one provider spec.
+func (v *validator) provider(pp plannedProvider) {
+	spec, place := pp.spec, pp.place
+	if _, err := parseBaseURL(spec.URL); err != nil {
+		v.add(fieldErr(place+".url", "%v", err))
+	}
+	if spec.Weight != nil && (*spec.Weight < 0 || *spec.Weight > math.MaxUint32) {
+		v.add(fieldErr(place+".weight", "%d is out of range; want 0 to %d", *spec.Weight, uint32(math.MaxUint32)))
+	}
+	if n := spec.UpstreamAuthHeaderName; n != nil && !validHeaderName(*n) {
+		v.add(fieldErr(place+".upstream_auth_header_name", "%q is not a valid header name", *n))
+	}
+	if p := spec.UpstreamAuthHeaderPrefix; p != nil && !validHeaderValue(*p) {
+		v.add(fieldErr(place+".upstream_auth_header_prefix", "holds a control character"))
+	}
+	if s := spec.RequestTimeoutSecs; s != nil && (*s < 1 || *s > math.MaxInt64/int64(time.Second)) {
+		v.add(fieldErr(place+".request_timeout_secs", "%d; want at least 1, or leave it out for no timeout", *s))
+	}
+	v.add(checkHeaders(place+".response_headers", spec.ResponseHeaders)...)
+	if spec.RateLimit != nil {
+		_, err := checkRate(place+".rate_limit", spec.RateLimit)
+		v.add(err)
+	}
+	v.concurrency(place+".concurrency_limit", spec.ConcurrencyLimit, "this provider")
+}
+
+// poolFields checks the pool-level fields of a plan.
+func (v *validator) poolFields(plan *poolPlan) {
+	v.keyList(plan.base+".keys", plan.keys)
+	v.add(checkHeaders(plan.base+".response_headers", plan.responseHeaders)...)
+	if plan.strategy != "" {
+		var s LoadBalanceStrategy
+		if err := s.UnmarshalText([]byte(plan.strategy)); err != nil {
+			v.add(fieldErr(plan.base+".strategy", "%v", err))
+		}
+	}
+	if plan.rate != nil {
+		_, err := checkRate(plan.base+".rate_limit", plan.rate)
+		v.add(err)
+	}
+	v.concurrency(plan.base+".concurrency_limit", plan.conc, "this alias")
+	if f := plan.fallback; f != nil {
+		v.add(checkFallback(plan.base+".fallback", f.config())...)
+	}
+}
+
+// rules checks the routing rules of a plan.
+func (v *validator) rules(alias string, plan *poolPlan) {
+	for i, rule := range plan.rules {
+		rp := fmt.Sprintf("%s.routing_rules[%d]", plan.base, i)
+		if err := checkRoutingAction(rp, rule.Action); err != nil {
+			v.add(err)
+			continue
+		}
+		if rule.Action.Type != ActionRedirect {
+			continue
+		}
+		switch target := rule.Action.Target; {
+		case target == "":
+			v.warn(rp+".action.target", "empty; a request this rule matches gets a 503, as in onwards")
+		case target == alias:
+			v.add(fieldErr(rp+".action.target", "redirects %q to itself", alias))
+		default:
+			if _, ok := v.cfg.Targets[target]; !ok {
+				v.warn(rp+".action.target", "redirects to %q, which is not an alias of this config; a request this rule matches gets a 503", target)
+			}
+		}
+	}
+}
