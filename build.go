@@ -1,8 +1,8 @@
 package pool
 
 import (
-	"errors"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"time"
 )
