@@ -14,10 +14,10 @@ import (
 // Config is an onwards config file (onwards' ConfigFile), as ParseConfig
 // reads it. Build a [Registry] from it to serve requests.
 //
-// Fields that this library keeps for the caller but does not act on are
-// parsed and kept: StrictMode, HTTPPool, OpenResponses and each target's
-// SanitizeResponse. Fields that newer onwards versions define are accepted
-// and kept too, and NotActedOn lists where they appear.
+// StrictMode, SanitizeResponse and Trusted are acted on by package
+// gateway; HTTPPool and OpenResponses are kept for the caller. Fields that
+// newer onwards versions define are accepted and kept too, and NotActedOn
+// lists where they appear.
 type Config struct {
 	// Auth holds the global keys and the key definitions. Nil: none.
 	Auth *AuthSpec `json:"auth,omitempty"`

@@ -79,8 +79,8 @@ func WithStrategy(s LoadBalanceStrategy) Option {
 }
 
 // WithTrusted marks the pool as trusted: a proxy in strict mode may then
-// pass its error responses through unsanitized. The default is false. This
-// package keeps the setting for the caller and does not act on it.
+// pass its error responses through unsanitized. The default is false. The
+// pool keeps the setting; package gateway acts on it.
 func WithTrusted(trusted bool) Option {
 	return func(p *ProviderPool) { p.trusted = trusted }
 }

@@ -40,8 +40,8 @@ type Target struct {
 	ResponseHeaders map[string]string
 
 	// SanitizeResponse asks the proxy to strip non-standard fields from
-	// responses. This package keeps the setting for the caller and does not
-	// act on it.
+	// chat completion responses (onwards' sanitize_response). The pool
+	// keeps the setting; package gateway acts on it.
 	SanitizeResponse bool
 
 	// RequestTimeout bounds the wait for the upstream's response headers.
