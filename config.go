@@ -314,7 +314,7 @@ func ParseConfig(data []byte) (*Config, error) {
 func (o ParseOptions) Parse(data []byte) (*Config, error) {
 	var top json.RawMessage
 	if err := json.Unmarshal(data, &top); err != nil {
-		return nil, fmt.Errorf("pool: config is not valid JSON: %w", describeJSONError(data, err))
+		return nil, fieldErr("config", "not valid JSON: %v", describeJSONError(data, err))
 	}
 	var shapeErrs, errs []*FieldError
 	checkJSON("", top, reflect.TypeFor[Config](), &shapeErrs, checkTargetForm)

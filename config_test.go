@@ -181,7 +181,7 @@ func TestParseConfigErrors(t *testing.T) {
 		name, doc string
 		want      []string // each must appear in the error
 	}{
-		{"not JSON", `{"targets": {`, []string{"pool: config is not valid JSON: line 1, column 14"}},
+		{"not JSON", `{"targets": {`, []string{"pool: config: not valid JSON: line 1, column 14"}},
 		{"not an object", `[1]`, []string{"pool: config: want an object, got an array"}},
 		{"no targets", `{}`, []string{`pool: targets: no aliases`}},
 		{"unknown top-level field", `{"target": {}}`, []string{`pool: config: unknown field "target"`}},
