@@ -46,13 +46,19 @@ func (s *bitset) add(i int) {
 	s.hi[w] |= 1 << uint((i-64)%64)
 }
 
-// with returns a copy of s (which may be nil) with i added; s is unchanged.
-func (s *bitset) with(i int) *bitset {
+// clone returns a copy of s, which may be nil.
+func (s *bitset) clone() *bitset {
 	c := new(bitset)
 	if s != nil {
 		c.lo = s.lo
 		c.hi = append([]uint64(nil), s.hi...)
 	}
+	return c
+}
+
+// with returns a copy of s (which may be nil) with i added; s is unchanged.
+func (s *bitset) with(i int) *bitset {
+	c := s.clone()
 	c.add(i)
 	return c
 }

@@ -44,14 +44,14 @@ type keyState struct {
 // buildSnapshot validates cfg and turns it into pools, carrying state over
 // from old (nil: none). It changes nothing in old; on an error, it returns
 // every problem of cfg.
-func buildSnapshot(cfg *Config, old *snapshot) (*snapshot, error) {
+func buildSnapshot(cfg *Config, old *snapshot, clock Clock) (*snapshot, error) {
 	if cfg == nil {
 		return nil, errors.New("pool: config is nil")
 	}
 	if errs, _ := validateConfig(cfg); len(errs) > 0 {
 		return nil, joinFieldErrors(errs)
 	}
-	b := &builder{cfg: cfg, old: old, defKeys: make(map[string]string)}
+	b := &builder{clock: clock, cfg: cfg, old: old, defKeys: make(map[string]string)}
 	s := &snapshot{
 		cfg:     cfg,
 		aliases: sortedKeys(cfg.Targets),
@@ -76,6 +76,7 @@ func buildSnapshot(cfg *Config, old *snapshot) (*snapshot, error) {
 
 // builder holds the work of one buildSnapshot.
 type builder struct {
+	clock   Clock
 	cfg     *Config
 	old     *snapshot
 	defKeys map[string]string // key-definition name -> key
@@ -157,6 +158,13 @@ func (b *builder) buildAlias(alias string, globalKeys []string) (*aliasState, er
 	if plan.fallback != nil {
 		opts = append(opts, WithFallback(plan.fallback.config()))
 	}
+	if plan.outlier != nil {
+		opts = append(opts, WithOutlierDetection(plan.outlier.config()))
+	}
+	if plan.budget != nil {
+		opts = append(opts, WithRetryBudget(plan.budget.config()))
+	}
+	opts = append(opts, WithClock(b.clock))
 	p, err := NewProviderPool(providers, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("pool: targets[%q]: %w", alias, err)

@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"reflect"
 	"slices"
 	"strings"
+	"time"
 )
 
 // Config is an onwards config file (onwards' ConfigFile), as ParseConfig
@@ -114,10 +116,79 @@ type FallbackSpec struct {
 	// FallbackConfig.MaxAttempts. Nil or 0: one attempt per provider.
 	MaxAttempts *int `json:"max_attempts,omitempty"`
 
-	// Backoff and MaxTotalBackoffMs are defined by newer onwards versions;
-	// they are kept but not acted on.
-	Backoff           json.RawMessage `json:"backoff,omitempty"`
-	MaxTotalBackoffMs json.RawMessage `json:"max_total_backoff_ms,omitempty"`
+	// Backoff is the wait before each retry (onwards 0.29). Nil: none.
+	Backoff *BackoffSpec `json:"backoff,omitempty"`
+	// MaxTotalBackoffMs caps a request's total wait, 0 or more. Nil: no cap.
+	MaxTotalBackoffMs *int64 `json:"max_total_backoff_ms,omitempty"`
+}
+
+// BackoffSpec is a fallback's "backoff" object: [Backoff] as written in a
+// file.
+type BackoffSpec struct {
+	// InitialMs is the delay before the first retry, in ms, 0 or more.
+	InitialMs int64 `json:"initial_ms"`
+	// MaxMs caps a delay. Nil: 5000.
+	MaxMs *int64 `json:"max_ms,omitempty"`
+	// Factor multiplies the delay per retry, 1 or more. Nil: 2.0.
+	Factor *float64 `json:"factor,omitempty"`
+	// Jitter is "full" (the default: a wait drawn from [0, delay]) or
+	// "none".
+	Jitter string `json:"jitter,omitempty"`
+}
+
+// OutlierDetectionSpec is a pool's "outlier_detection" object, an extension
+// of this library: [OutlierDetection] as written in a file. Zero or absent
+// fields take the defaults.
+type OutlierDetectionSpec struct {
+	// ConsecutiveFailures in a row eject a provider. 0: 5.
+	ConsecutiveFailures int `json:"consecutive_failures,omitempty"`
+	// BaseEjectionMs is the first ejection's length. 0: 30000.
+	BaseEjectionMs int64 `json:"base_ejection_ms,omitempty"`
+	// MaxEjectionMs caps an ejection. 0: 300000.
+	MaxEjectionMs int64 `json:"max_ejection_ms,omitempty"`
+	// MaxEjectionPercent of the pool may be ejected at once. 0: 50.
+	MaxEjectionPercent int `json:"max_ejection_percent,omitempty"`
+	// RespectRetryAfter cools a provider down for its 429's or 503's
+	// Retry-After. Nil: true.
+	RespectRetryAfter *bool `json:"respect_retry_after,omitempty"`
+}
+
+// RetryBudgetSpec is a pool's "retry_budget" object, an extension of this
+// library: [RetryBudget] as written in a file. Zero or absent fields take
+// the defaults.
+type RetryBudgetSpec struct {
+	// TTLMs is the window a request or a retry counts in. 0: 10000.
+	TTLMs int64 `json:"ttl_ms,omitempty"`
+	// MinRetriesPerSec may always be spent. 0: 10.
+	MinRetriesPerSec int `json:"min_retries_per_sec,omitempty"`
+	// PercentCanRetry of the requests may be retried on top. 0: 20.
+	PercentCanRetry int `json:"percent_can_retry,omitempty"`
+}
+
+// ms converts milliseconds to a Duration, saturating instead of
+// overflowing; validation reports values past the limit.
+func ms(n int64) time.Duration {
+	if n > maxMs {
+		return time.Duration(math.MaxInt64)
+	}
+	return time.Duration(n) * time.Millisecond
+}
+
+// maxMs is the largest millisecond count a Duration holds.
+const maxMs = math.MaxInt64 / int64(time.Millisecond)
+
+func (s *OutlierDetectionSpec) config() OutlierDetection {
+	return OutlierDetection{
+		ConsecutiveFailures: s.ConsecutiveFailures,
+		BaseEjection:        ms(s.BaseEjectionMs),
+		MaxEjection:         ms(s.MaxEjectionMs),
+		MaxEjectionPercent:  s.MaxEjectionPercent,
+		IgnoreRetryAfter:    s.RespectRetryAfter != nil && !*s.RespectRetryAfter,
+	}
+}
+
+func (s *RetryBudgetSpec) config() RetryBudget {
+	return RetryBudget{TTL: ms(s.TTLMs), MinRetriesPerSecond: s.MinRetriesPerSec, PercentCanRetry: s.PercentCanRetry}
 }
 
 // config returns the FallbackConfig that f writes.
@@ -125,6 +196,18 @@ func (f *FallbackSpec) config() FallbackConfig {
 	fc := FallbackConfig{Enabled: f.Enabled, OnStatus: f.OnStatus, OnRateLimit: f.OnRateLimit, WithReplacement: f.WithReplacement}
 	if f.MaxAttempts != nil {
 		fc.MaxAttempts = *f.MaxAttempts
+	}
+	if f.MaxTotalBackoffMs != nil {
+		fc.MaxTotalBackoff = ms(*f.MaxTotalBackoffMs)
+	}
+	if b := f.Backoff; b != nil {
+		fc.Backoff = Backoff{Initial: ms(b.InitialMs), Max: DefaultMaxBackoff, Factor: DefaultBackoffFactor, NoJitter: b.Jitter == "none"}
+		if b.MaxMs != nil {
+			fc.Backoff.Max = ms(*b.MaxMs)
+		}
+		if b.Factor != nil {
+			fc.Backoff.Factor = *b.Factor
+		}
 	}
 	return fc
 }
@@ -179,6 +262,9 @@ type TargetSpec struct {
 	Strategy     string        `json:"strategy,omitempty"`
 	Fallback     *FallbackSpec `json:"fallback,omitempty"`
 	RoutingRules []RoutingRule `json:"routing_rules,omitempty"`
+	// OutlierDetection and RetryBudget are those of PoolSpec.
+	OutlierDetection *OutlierDetectionSpec `json:"outlier_detection,omitempty"`
+	RetryBudget      *RetryBudgetSpec      `json:"retry_budget,omitempty"`
 }
 
 // PoolSpec is a pool of providers behind one alias.
@@ -195,6 +281,10 @@ type PoolSpec struct {
 	Fallback *FallbackSpec `json:"fallback,omitempty"`
 	// RoutingRules are evaluated in order against the key's labels.
 	RoutingRules []RoutingRule `json:"routing_rules,omitempty"`
+	// OutlierDetection ejects failing providers for a while. Nil: off.
+	OutlierDetection *OutlierDetectionSpec `json:"outlier_detection,omitempty"`
+	// RetryBudget caps the pool's retries across requests. Nil: off.
+	RetryBudget *RetryBudgetSpec `json:"retry_budget,omitempty"`
 	// ResponseHeaders are added to every response from the pool; a
 	// provider's own headers win over them.
 	ResponseHeaders map[string]string `json:"response_headers,omitempty"`
@@ -429,17 +519,6 @@ func describeJSONError(data []byte, err error) error {
 // the config sets.
 func (c *Config) notActedOn() []string {
 	var out []string
-	fallback := func(place string, f *FallbackSpec) {
-		if f == nil {
-			return
-		}
-		if f.Backoff != nil {
-			out = append(out, place+".fallback.backoff")
-		}
-		if f.MaxTotalBackoffMs != nil {
-			out = append(out, place+".fallback.max_total_backoff_ms")
-		}
-	}
 	provider := func(place string, p *ProviderSpec) {
 		if p.PropagateTraceContext != nil {
 			out = append(out, place+".propagate_trace_context")
@@ -455,18 +534,15 @@ func (c *Config) notActedOn() []string {
 		t, place := c.Targets[alias], fmt.Sprintf("targets[%q]", alias)
 		switch {
 		case t.Pool != nil:
-			fallback(place, t.Pool.Fallback)
 			for i := range t.Pool.Providers {
 				provider(fmt.Sprintf("%s.providers[%d]", place, i), &t.Pool.Providers[i])
 			}
 		case t.List != nil:
 			for i := range t.List {
 				p := fmt.Sprintf("%s[%d]", place, i)
-				fallback(p, t.List[i].Fallback)
 				provider(p, &t.List[i].ProviderSpec)
 			}
 		case t.Single != nil:
-			fallback(place, t.Single.Fallback)
 			provider(place, &t.Single.ProviderSpec)
 		}
 	}

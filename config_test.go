@@ -155,24 +155,20 @@ func TestParseConfigKeepsNewerFieldsAsNotActedOn(t *testing.T) {
 	t.Parallel()
 	cfg := mustParse(t, `{"open_responses": {"enabled": true}, "targets": {
 		"a": {"fallback": {"enabled": true, "backoff": {"initial_ms": 100}, "max_total_backoff_ms": 5000},
-		      "providers": [{"url": "https://a.example.com", "propagate_trace_context": true},
+		      "providers": [{"url": "https://a.example.com", "propagate_trace_context": true, "open_responses": {"adapter": true}},
 		                    {"url": "https://b.example.com", "reasoning_translation": {"mode": "x"}}]},
 		"b": {"url": "https://b.example.com", "propagate_trace_context": false, "sanitize_response": true}}}`)
 	assert.Equal(t, []string{
-		`targets["a"].fallback.backoff`,
-		`targets["a"].fallback.max_total_backoff_ms`,
 		`targets["a"].providers[0].propagate_trace_context`,
+		`targets["a"].providers[0].open_responses`,
 		`targets["a"].providers[1].reasoning_translation`,
 		`targets["b"].propagate_trace_context`,
-	}, cfg.NotActedOn)
-	assert.JSONEq(t, `{"initial_ms": 100}`, string(cfg.Targets["a"].Pool.Fallback.Backoff), "kept as written")
+	}, cfg.NotActedOn, "backoff and max_total_backoff_ms are acted on now")
+	fc := cfg.Targets["a"].Pool.Fallback.config()
+	assert.Equal(t, Backoff{Initial: 100 * time.Millisecond, Max: 5 * time.Second, Factor: 2}, fc.Backoff, "onwards' defaults")
+	assert.Equal(t, 5*time.Second, fc.MaxTotalBackoff)
 	assert.JSONEq(t, `{"enabled": true}`, string(cfg.OpenResponses))
 	assert.True(t, cfg.Targets["b"].Single.SanitizeResponse)
-
-	r, err := NewRegistry(cfg)
-	require.NoError(t, err)
-	b, _ := r.Pool("b")
-	assert.True(t, b.FirstTarget().SanitizeResponse)
 }
 
 func TestParseConfigErrors(t *testing.T) {

@@ -17,6 +17,8 @@ type poolPlan struct {
 	rate            *RateLimitSpec
 	conc            *ConcurrencyLimitSpec
 	fallback        *FallbackSpec
+	outlier         *OutlierDetectionSpec
+	budget          *RetryBudgetSpec
 	rules           []RoutingRule
 	responseHeaders map[string]string
 	trusted         bool
@@ -37,6 +39,7 @@ func planOf(alias string, t TargetConfig) *poolPlan {
 		plan := &poolPlan{
 			keys: p.Keys, strategy: p.Strategy, rate: p.RateLimit, conc: p.ConcurrencyLimit,
 			fallback: p.Fallback, rules: p.RoutingRules, responseHeaders: p.ResponseHeaders,
+			outlier: p.OutlierDetection, budget: p.RetryBudget,
 			trusted: p.Trusted != nil && *p.Trusted, sanitize: p.SanitizeResponse, providerTrust: true,
 			base: place, providersPlace: place + ".providers",
 		}
@@ -65,6 +68,7 @@ func planOf(alias string, t TargetConfig) *poolPlan {
 func singlePlan(place string, t *TargetSpec) *poolPlan {
 	return &poolPlan{
 		keys: t.Keys, strategy: t.Strategy, fallback: t.Fallback, rules: t.RoutingRules,
+		outlier: t.OutlierDetection, budget: t.RetryBudget,
 		trusted:   t.Trusted != nil && *t.Trusted,
 		sanitize:  t.SanitizeResponse,
 		providers: []plannedProvider{{place, &t.ProviderSpec}},

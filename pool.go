@@ -28,6 +28,11 @@ type ProviderPool struct {
 	strategy    LoadBalanceStrategy
 	trusted     bool
 	rules       []RoutingRule
+	clock       Clock
+	outlier     *OutlierDetection // set by WithOutlierDetection
+	detect      *detector         // nil: no outlier detection
+	budgetCfg   *RetryBudget      // set by WithRetryBudget
+	budget      *retryBudget      // nil: no retry budget
 }
 
 // entry is what selection reads of a provider, laid out contiguously so that
@@ -85,6 +90,25 @@ func WithTrusted(trusted bool) Option {
 	return func(p *ProviderPool) { p.trusted = trusted }
 }
 
+// WithOutlierDetection turns on passive outlier detection for the pool;
+// see [OutlierDetection]. Without it the pool ejects nothing and ignores
+// Selection.Report and Selection.CoolDown.
+func WithOutlierDetection(o OutlierDetection) Option {
+	return func(p *ProviderPool) { p.outlier = &o }
+}
+
+// WithRetryBudget caps the pool's retries across requests; see
+// [RetryBudget]. Without it every walk may take all its attempts.
+func WithRetryBudget(b RetryBudget) Option {
+	return func(p *ProviderPool) { p.budgetCfg = &b }
+}
+
+// WithClock sets the pool's clock (see [Clock]). Nil or absent:
+// SystemClock.
+func WithClock(c Clock) Option {
+	return func(p *ProviderPool) { p.clock = c }
+}
+
 // WithRoutingRules sets the rules evaluated, in order, against the labels
 // of the caller's API key. The pool keeps its own copy.
 func WithRoutingRules(rules ...RoutingRule) Option {
@@ -140,8 +164,21 @@ func NewProviderPool(providers []*Provider, opts ...Option) (*ProviderPool, erro
 			errs = append(errs, err)
 		}
 	}
+	if p.outlier != nil {
+		errs = append(errs, checkOutlier("outlier_detection", *p.outlier)...)
+	}
+	if p.budgetCfg != nil {
+		errs = append(errs, checkRetryBudget("retry_budget", *p.budgetCfg)...)
+	}
 	if len(errs) > 0 {
 		return nil, joinFieldErrors(errs)
+	}
+	p.clock = clockOr(p.clock)
+	if p.outlier != nil {
+		p.detect = newDetector(*p.outlier, p.clock, p.providers, p.strategy)
+	}
+	if p.budgetCfg != nil {
+		p.budget = newRetryBudget(*p.budgetCfg, p.clock)
 	}
 	return p, nil
 }
@@ -150,23 +187,6 @@ func NewProviderPool(providers []*Provider, opts ...Option) (*ProviderPool, erro
 // concurrency limit.
 func NewSingleProviderPool(target *Target, weight uint32) (*ProviderPool, error) {
 	return NewProviderPool([]*Provider{NewProvider(target, weight)})
-}
-
-// Selection is one provider picked for one request, and the guard that
-// counts the request against it until closed.
-type Selection struct {
-	// Index is the provider's position in Providers().
-	Index int
-	// Target is where to send the request.
-	Target *Target
-	// Guard holds the provider's slot; close it when the response is done.
-	Guard *ConcurrencyGuard
-}
-
-// Close releases the selection's slot; see [ConcurrencyGuard.Close]. It is
-// safe to call more than once, and on the zero Selection.
-func (s Selection) Close() error {
-	return s.Guard.Close()
 }
 
 // Select picks a provider for one request and takes a slot on it. It returns
@@ -183,11 +203,20 @@ func (p *ProviderPool) Select() (Selection, bool) {
 }
 
 // selectExcluding picks a provider outside ex (nil: none excluded), with the
-// random numbers and guards of w (nil: the shared ones).
+// random numbers and guards of w (nil: the shared ones), and, with outlier
+// detection, outside the providers it holds back.
 func (p *ProviderPool) selectExcluding(ex *bitset, w *walk) (Selection, bool) {
 	if p == nil {
 		return Selection{}, false
 	}
+	if p.detect != nil {
+		return p.selectHealthy(ex, w)
+	}
+	return p.selectAny(ex, w)
+}
+
+// selectAny picks a provider outside ex by the pool's strategy.
+func (p *ProviderPool) selectAny(ex *bitset, w *walk) (Selection, bool) {
 	if p.strategy == Priority {
 		return p.selectPriority(ex, w)
 	}
@@ -420,6 +449,9 @@ func identityOf(t *Target) providerIdentity {
 // the same URL, UpstreamKey and UpstreamModel; providers new to p keep
 // counting from zero, and providers gone from p are dropped. The pool-level
 // concurrency counter is adopted when both pools have one; p's limits apply.
+// With outlier detection on in both, each provider keeps its outlier state
+// (an ejected provider stays ejected; a new one starts healthy), and a retry
+// budget keeps its counts.
 // Guards handed out by old then release into p's counters, so no count
 // drifts across the reload.
 func (p *ProviderPool) AdoptProviderState(old *ProviderPool) {
@@ -441,4 +473,21 @@ func (p *ProviderPool) AdoptProviderState(old *ProviderPool) {
 	if p.concurrency != nil && old.concurrency != nil {
 		p.concurrency.AdoptActiveCounter(old.concurrency)
 	}
+	if p.detect != nil {
+		p.detect.adopt(p, old)
+	}
+	if p.budget != nil && old.budget != nil {
+		old.budget.mu.Lock()
+		p.budget.slots = old.budget.slots
+		old.budget.mu.Unlock()
+	}
+}
+
+// Clock returns the pool's clock: the one given with WithClock, or
+// SystemClock. Forwarding code times its backoff waits with it.
+func (p *ProviderPool) Clock() Clock {
+	if p == nil {
+		return SystemClock
+	}
+	return clockOr(p.clock)
 }

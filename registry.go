@@ -16,6 +16,12 @@ import (
 // first Reload. A Registry is safe for simultaneous use by multiple
 // goroutines.
 type Registry struct {
+	// Clock is the time source of the pools' outlier detection, retry
+	// budgets and backoff. Nil: SystemClock. Set it before the first
+	// Reload; pools built before a change keep the clock they had.
+	Clock Clock
+
+
 	mu   sync.Mutex // serializes Reload; readers never take it
 	snap atomic.Pointer[snapshot]
 }
@@ -43,7 +49,7 @@ func NewRegistry(cfg *Config) (*Registry, error) {
 func (r *Registry) Reload(cfg *Config) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	next, err := buildSnapshot(cfg, r.snap.Load())
+	next, err := buildSnapshot(cfg, r.snap.Load(), r.Clock)
 	if err != nil {
 		return err
 	}

@@ -42,7 +42,10 @@ func checkLimit(place string, limit int64) *FieldError {
 
 // checkFallback validates a fallback config at place.
 func checkFallback(place string, f FallbackConfig) []*FieldError {
-	var errs []*FieldError
+	errs := checkBackoff(place+".backoff", f.Backoff)
+	if f.MaxTotalBackoff < 0 {
+		errs = append(errs, fieldErr(place+".max_total_backoff_ms", "%v is negative", f.MaxTotalBackoff))
+	}
 	if f.MaxAttempts < 0 {
 		errs = append(errs, fieldErr(place+".max_attempts", "%d is negative; want 0 (one attempt per provider) or more", f.MaxAttempts))
 	}
@@ -69,6 +72,59 @@ func checkRoutingAction(place string, a RoutingAction) *FieldError {
 		return fieldErr(place+".action.type", "%q is not a routing action; want %q or %q", a.Type, ActionDeny, ActionRedirect)
 	}
 	return nil
+}
+
+// checkOutlier validates an outlier detection config at place; zero
+// fields take their defaults.
+func checkOutlier(place string, o OutlierDetection) []*FieldError {
+	var errs []*FieldError
+	if o.ConsecutiveFailures < 0 {
+		errs = append(errs, fieldErr(place+".consecutive_failures", "%d is negative; want 1 or more, or 0 for %d", o.ConsecutiveFailures, DefaultConsecutiveFailures))
+	}
+	if o.BaseEjection < 0 {
+		errs = append(errs, fieldErr(place+".base_ejection_ms", "%v is negative", o.BaseEjection))
+	}
+	if o.MaxEjection < 0 {
+		errs = append(errs, fieldErr(place+".max_ejection_ms", "%v is negative", o.MaxEjection))
+	}
+	if o.BaseEjection > 0 && o.MaxEjection > 0 && o.MaxEjection < o.BaseEjection {
+		errs = append(errs, fieldErr(place+".max_ejection_ms", "%v is below base_ejection_ms (%v)", o.MaxEjection, o.BaseEjection))
+	}
+	if o.MaxEjectionPercent < 0 || o.MaxEjectionPercent > 100 {
+		errs = append(errs, fieldErr(place+".max_ejection_percent", "%d; want 1 to 100, or 0 for %d", o.MaxEjectionPercent, DefaultMaxEjectionPercent))
+	}
+	return errs
+}
+
+// checkRetryBudget validates a retry budget at place; zero fields take
+// their defaults.
+func checkRetryBudget(place string, b RetryBudget) []*FieldError {
+	var errs []*FieldError
+	if b.TTL < 0 || b.TTL > 0 && b.TTL < time.Second {
+		errs = append(errs, fieldErr(place+".ttl_ms", "%v; want at least 1 s, or 0 for %v", b.TTL, DefaultRetryBudgetTTL))
+	}
+	if b.MinRetriesPerSecond < 0 {
+		errs = append(errs, fieldErr(place+".min_retries_per_sec", "%d is negative", b.MinRetriesPerSecond))
+	}
+	if b.PercentCanRetry < 0 || b.PercentCanRetry > 1000 {
+		errs = append(errs, fieldErr(place+".percent_can_retry", "%d; want 0 to 1000", b.PercentCanRetry))
+	}
+	return errs
+}
+
+// checkBackoff validates a backoff at place.
+func checkBackoff(place string, b Backoff) []*FieldError {
+	var errs []*FieldError
+	if b.Initial < 0 {
+		errs = append(errs, fieldErr(place+".initial_ms", "%v is negative", b.Initial))
+	}
+	if b.Max < 0 {
+		errs = append(errs, fieldErr(place+".max_ms", "%v is negative", b.Max))
+	}
+	if b.Factor != 0 && !(b.Factor >= 1) || math.IsInf(b.Factor, 0) {
+		errs = append(errs, fieldErr(place+".factor", "%v; want a finite number of 1 or more", b.Factor))
+	}
+	return errs
 }
 
 // checkRate validates a rate limit at place and returns its burst.
@@ -294,7 +350,42 @@ func (v *validator) poolFields(plan *poolPlan) {
 	}
 	v.concurrency(plan.base+".concurrency_limit", plan.conc, "this alias")
 	if f := plan.fallback; f != nil {
-		v.add(checkFallback(plan.base+".fallback", f.config())...)
+		v.fallbackSpec(plan.base+".fallback", f)
+	}
+	if o := plan.outlier; o != nil {
+		v.msField(plan.base+".outlier_detection.base_ejection_ms", o.BaseEjectionMs)
+		v.msField(plan.base+".outlier_detection.max_ejection_ms", o.MaxEjectionMs)
+		v.add(checkOutlier(plan.base+".outlier_detection", o.config())...)
+	}
+	if b := plan.budget; b != nil {
+		v.msField(plan.base+".retry_budget.ttl_ms", b.TTLMs)
+		v.add(checkRetryBudget(plan.base+".retry_budget", b.config())...)
+	}
+}
+
+// fallbackSpec checks a fallback as written: its milliseconds and jitter,
+// then the rules of FallbackConfig.
+func (v *validator) fallbackSpec(place string, f *FallbackSpec) {
+	if b := f.Backoff; b != nil {
+		v.msField(place+".backoff.initial_ms", b.InitialMs)
+		if b.MaxMs != nil {
+			v.msField(place+".backoff.max_ms", *b.MaxMs)
+		}
+		if b.Jitter != "" && b.Jitter != "full" && b.Jitter != "none" {
+			v.add(fieldErr(place+".backoff.jitter", "%q; want \"full\" or \"none\"", b.Jitter))
+		}
+	}
+	if f.MaxTotalBackoffMs != nil {
+		v.msField(place+".max_total_backoff_ms", *f.MaxTotalBackoffMs)
+	}
+	v.add(checkFallback(place, f.config())...)
+}
+
+// msField checks that a count of milliseconds fits a time.Duration; its
+// sign is checked with the Go value it becomes.
+func (v *validator) msField(place string, n int64) {
+	if n > maxMs {
+		v.add(fieldErr(place, "%d is too large; want at most %d", n, maxMs))
 	}
 }
 

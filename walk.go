@@ -35,6 +35,11 @@ func (w *walk) uint64n(n uint64) uint64 {
 	}
 }
 
+// float64 returns a uniform random number in [0, 1).
+func (w *walk) float64() float64 {
+	return float64(w.uint64n(1<<53)) / (1 << 53)
+}
+
 // guard returns a fresh guard holding a slot of c.
 func (w *walk) guard(c *counter) *ConcurrencyGuard {
 	if w == nil {

@@ -1,0 +1,278 @@
+package pool
+
+import (
+	"math"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Defaults of OutlierDetection, for its zero fields.
+const (
+	DefaultConsecutiveFailures = 5
+	DefaultBaseEjection        = 30 * time.Second
+	DefaultMaxEjection         = 5 * time.Minute
+	DefaultMaxEjectionPercent  = 50
+	// MaxRetryAfter caps the cooldown an upstream's Retry-After can ask.
+	MaxRetryAfter = 5 * time.Minute
+)
+
+// OutlierDetection configures passive outlier detection, opt-in per pool
+// with [WithOutlierDetection]. It acts on the outcomes that the forwarding
+// code reports with [Selection.Report] and [Selection.CoolDown]; the zero
+// value of each field takes its default.
+//
+// After ConsecutiveFailures failures in a row a provider is ejected: skipped
+// by selection for min(BaseEjection*k, MaxEjection), where k counts its
+// ejections (one less for each BaseEjection it then stays healthy). Then it
+// is half-open: one request at a time probes it; a success restores it, a
+// failure ejects it again, for longer.
+//
+// It never ejects them all: at most MaxEjectionPercent of the pool is
+// ejected at once, never the last eligible provider, and a pool of one
+// never. If every eligible provider is ejected or cooling down, selection
+// uses them anyway (panic mode) and marks the selection [Selection.Panic].
+type OutlierDetection struct {
+	// ConsecutiveFailures in a row eject a provider. 0: 5.
+	ConsecutiveFailures int
+	// BaseEjection is the first ejection's length. 0: 30 s.
+	BaseEjection time.Duration
+	// MaxEjection caps an ejection's length. 0: 5 min.
+	MaxEjection time.Duration
+	// MaxEjectionPercent of the pool's providers may be ejected at once,
+	// 1 to 100. 0: 50.
+	MaxEjectionPercent int
+	// IgnoreRetryAfter makes CoolDown do nothing. False (the default):
+	// an upstream's Retry-After cools its provider down until then.
+	IgnoreRetryAfter bool
+}
+
+// withDefaults fills in the zero fields.
+func (o OutlierDetection) withDefaults() OutlierDetection {
+	if o.ConsecutiveFailures <= 0 {
+		o.ConsecutiveFailures = DefaultConsecutiveFailures
+	}
+	if o.BaseEjection <= 0 {
+		o.BaseEjection = DefaultBaseEjection
+	}
+	if o.MaxEjection <= 0 {
+		o.MaxEjection = DefaultMaxEjection
+	}
+	if o.MaxEjectionPercent <= 0 {
+		o.MaxEjectionPercent = DefaultMaxEjectionPercent
+	}
+	return o
+}
+
+// Outcome is how an attempt on a provider ended, as outlier detection
+// counts it.
+type Outcome int
+
+const (
+	// Success is an answer from the upstream that is not a failure: any
+	// status but 5xx, and 501.
+	Success Outcome = iota + 1
+	// Failure is a connection error, a timeout, or a 5xx other than 501.
+	Failure
+	// Neutral says nothing of the provider: the client cancelled, or a
+	// local limit refused before any call.
+	Neutral
+)
+
+// StatusOutcome classifies an upstream status: a 5xx other than 501 is a
+// Failure, anything else a Success.
+func StatusOutcome(status int) Outcome {
+	if status >= 500 && status <= 599 && status != 501 {
+		return Failure
+	}
+	return Success
+}
+
+// health is the outlier state of one provider. It is shared, by pointer,
+// with the provider of the same identity in a reloaded pool. Selection
+// reads only its atomics; reports take its lock.
+type health struct {
+	ejected  atomic.Bool
+	until    atomic.Int64  // when the ejection ends, in Unix ns
+	cooldown atomic.Int64  // when the Retry-After cooldown ends, in Unix ns
+	probe    atomic.Uint64 // the probe in flight; 0: none
+	probes   atomic.Uint64 // probe numbers handed out
+
+	mu           sync.Mutex
+	consecutive  int   // failures in a row
+	ejections    int   // k: the ejections that count towards the next one's length
+	healthySince int64 // Unix ns since when k decays
+}
+
+// state is what selection may do with a provider now.
+type state int
+
+const (
+	available state = iota
+	halfOpen        // may be probed: one request at a time
+	blocked         // ejected, cooling down, or probed already
+)
+
+func (h *health) state(now int64) state {
+	if now < h.cooldown.Load() {
+		return blocked
+	}
+	if !h.ejected.Load() {
+		return available
+	}
+	if now < h.until.Load() || h.probe.Load() != 0 {
+		return blocked
+	}
+	return halfOpen
+}
+
+// detector is the outlier detection of one pool.
+type detector struct {
+	cfg      OutlierDetection // defaults filled in
+	clock    Clock
+	hs       []*health // by provider index
+	eligible []bool    // whether a provider counts as one that can serve
+	mu       sync.Mutex
+}
+
+func newDetector(cfg OutlierDetection, clock Clock, providers []*Provider, strategy LoadBalanceStrategy) *detector {
+	d := &detector{cfg: cfg.withDefaults(), clock: clockOr(clock)}
+	for _, pr := range providers {
+		d.hs = append(d.hs, &health{})
+		d.eligible = append(d.eligible, pr != nil && (pr.Weight > 0 || strategy == Priority))
+	}
+	return d
+}
+
+func (d *detector) now() int64 { return d.clock.Now().UnixNano() }
+
+// ejection is the length of the k-th ejection: min(base*k, max).
+func (d *detector) ejection(k int) time.Duration {
+	if k <= 0 {
+		k = 1
+	}
+	if int64(k) > int64(d.cfg.MaxEjection/d.cfg.BaseEjection) {
+		return d.cfg.MaxEjection
+	}
+	return min(d.cfg.BaseEjection*time.Duration(k), d.cfg.MaxEjection)
+}
+
+// claimProbe takes the probe slot of provider i, half-open at now, and
+// returns its number, or 0 if another request took it first.
+func (d *detector) claimProbe(i int) uint64 {
+	h := d.hs[i]
+	n := h.probes.Add(1)
+	if h.probe.CompareAndSwap(0, n) {
+		return n
+	}
+	return 0
+}
+
+// endProbe frees provider i's probe slot if probe n still holds it.
+func (d *detector) endProbe(i int, n uint64) bool {
+	return n != 0 && d.hs[i].probe.CompareAndSwap(n, 0)
+}
+
+// report records the outcome of an attempt on provider i; probe is the
+// selection's probe number (0: not a probe) and panicked whether it was
+// chosen in panic mode.
+func (d *detector) report(i int, probe uint64, panicked bool, o Outcome) {
+	h, now := d.hs[i], d.now()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	switch {
+	case d.endProbe(i, probe):
+		switch o {
+		case Success:
+			h.ejected.Store(false)
+			h.consecutive, h.healthySince = 0, now
+		case Failure:
+			h.ejections++
+			h.until.Store(now + int64(d.ejection(h.ejections)))
+		}
+	case panicked || h.ejected.Load():
+		// Chosen while ejected, or ejected since it was chosen: its
+		// outcome neither ejects it again nor restores it; a probe does.
+	case o == Success:
+		h.consecutive = 0
+		d.decay(h, now)
+	case o == Failure:
+		h.consecutive++
+		if h.consecutive >= d.cfg.ConsecutiveFailures {
+			d.tryEject(i, now)
+		}
+	}
+}
+
+// decay takes one ejection off k for each BaseEjection spent healthy.
+func (d *detector) decay(h *health, now int64) {
+	if h.ejections == 0 {
+		h.healthySince = now
+		return
+	}
+	base := int64(d.cfg.BaseEjection)
+	if steps := (now - h.healthySince) / base; steps > 0 {
+		h.ejections = max(0, h.ejections-int(min(steps, math.MaxInt32)))
+		h.healthySince += steps * base
+	}
+}
+
+// tryEject ejects provider i (its lock held) unless that would break the
+// cap: at most MaxEjectionPercent of the pool, and never the last eligible
+// provider. A provider the cap spares stays at its failure count, so that
+// its next failure tries again.
+func (d *detector) tryEject(i int, now int64) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	ejected, eligibleLeft := 0, 0
+	for j, h := range d.hs {
+		switch {
+		case h.ejected.Load():
+			ejected++
+		case d.eligible[j] && j != i:
+			eligibleLeft++
+		}
+	}
+	if (ejected+1)*100 > d.cfg.MaxEjectionPercent*len(d.hs) || eligibleLeft == 0 {
+		return
+	}
+	h := d.hs[i]
+	h.ejections++
+	h.consecutive = 0
+	h.until.Store(now + int64(d.ejection(h.ejections)))
+	h.ejected.Store(true)
+}
+
+// coolDown keeps provider i out of selection for d, capped at
+// MaxRetryAfter, never shortening a cooldown already running.
+func (d *detector) coolDown(i int, wait time.Duration) {
+	if d.cfg.IgnoreRetryAfter || wait <= 0 {
+		return
+	}
+	until := d.now() + int64(min(wait, MaxRetryAfter))
+	h := d.hs[i]
+	for {
+		cur := h.cooldown.Load()
+		if cur >= until || h.cooldown.CompareAndSwap(cur, until) {
+			return
+		}
+	}
+}
+
+// adopt makes d share the health of old's providers of the same identity.
+func (d *detector) adopt(p, old *ProviderPool) {
+	if old.detect == nil {
+		return
+	}
+	byID := make(map[providerIdentity]*health, len(old.providers))
+	for j, pr := range old.providers {
+		if id := identityOf(pr.Target); byID[id] == nil {
+			byID[id] = old.detect.hs[j]
+		}
+	}
+	for i, pr := range p.providers {
+		if h := byID[identityOf(pr.Target)]; h != nil {
+			d.hs[i] = h
+		}
+	}
+}

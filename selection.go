@@ -1,0 +1,91 @@
+package pool
+
+import "time"
+
+// Selection is one provider picked for one request, and the guard that
+// counts the request against it until closed.
+type Selection struct {
+	// Index is the provider's position in Providers().
+	Index int
+	// Target is where to send the request.
+	Target *Target
+	// Guard holds the provider's slot; close it when the response is done.
+	Guard *ConcurrencyGuard
+	// Panic reports that the provider was chosen although outlier
+	// detection holds it back (ejected or cooling down), because every
+	// eligible provider was held back: the pool serves rather than fails.
+	Panic bool
+
+	detect *detector // nil: no outlier detection
+	probe  uint64    // the probe slot this selection holds; 0: none
+}
+
+// Close releases the selection's slot; see [ConcurrencyGuard.Close]. It is
+// safe to call more than once, and on the zero Selection. A selection that
+// probes an ejected provider and is closed without a Report frees the probe
+// slot, as a Neutral outcome would.
+func (s Selection) Close() error {
+	if s.probe != 0 {
+		s.detect.endProbe(s.Index, s.probe)
+	}
+	return s.Guard.Close()
+}
+
+// Report tells the pool's outlier detection how the attempt on this
+// selection ended; see [OutlierDetection] and [StatusOutcome]. Report once,
+// before Close. It does nothing when the pool has no outlier detection.
+func (s Selection) Report(o Outcome) {
+	if s.detect != nil {
+		s.detect.report(s.Index, s.probe, s.Panic, o)
+	}
+}
+
+// CoolDown keeps the provider out of selection for d (capped at
+// [MaxRetryAfter]) while another provider is eligible, as an upstream's
+// Retry-After on a 429 or 503 asks; a cooldown already running is never
+// shortened. It does nothing without outlier detection, or with
+// IgnoreRetryAfter.
+func (s Selection) CoolDown(d time.Duration) {
+	if s.detect != nil {
+		s.detect.coolDown(s.Index, d)
+	}
+}
+
+// selectHealthy picks as selectAny does, but skips the providers outlier
+// detection holds back, and lets one request at a time probe a half-open
+// one. If it holds back every provider that could serve, it picks among
+// them after all (panic mode) and marks the selection.
+func (p *ProviderPool) selectHealthy(ex *bitset, w *walk) (Selection, bool) {
+	d := p.detect
+	now := d.now()
+	skip := ex.clone()
+	held := false
+	for i, h := range d.hs {
+		if !skip.has(i) && h.state(now) == blocked {
+			skip.add(i)
+			held = true
+		}
+	}
+	for {
+		sel, ok := p.selectAny(skip, w)
+		if !ok {
+			break
+		}
+		sel.detect = d
+		if d.hs[sel.Index].state(now) != halfOpen {
+			return sel, true
+		}
+		if sel.probe = d.claimProbe(sel.Index); sel.probe != 0 {
+			return sel, true
+		}
+		sel.Guard.Close() // another request probes it: choose again without it
+		skip.add(sel.Index)
+		held = true
+	}
+	if !held {
+		return Selection{}, false
+	}
+	sel, ok := p.selectAny(ex, w)
+	sel.detect, sel.Panic = d, ok
+	return sel, ok
+}
