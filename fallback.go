@@ -174,13 +174,13 @@ func (it *SelectIter) passDone() bool {
 // Backoff returns how long to wait before the next attempt: the pool's
 // fallback Backoff for this retry, trimmed so that the walk's waits stay
 // within MaxTotalBackoff, and counted towards it. It returns 0 before the
-// first attempt and when the pool has no backoff. Call it after closing
+// first attempt, after the last, and when the pool has no backoff. Call it after closing
 // the failed attempt's selection and before Next; wait with the request's
 // context, and give up rather than wait past its deadline.
 func (it *SelectIter) Backoff() time.Duration {
 	p := it.pool
-	if p == nil || !p.hasFallback || it.tries == 0 {
-		return 0
+	if p == nil || !p.hasFallback || it.tries == 0 || it.left <= 0 {
+		return 0 // no wait before the first attempt, nor after the last
 	}
 	d := p.fallback.Backoff.Delay(it.tries, it.walk.float64)
 	if limit := p.fallback.MaxTotalBackoff; limit > 0 {

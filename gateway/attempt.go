@@ -56,6 +56,12 @@ type Attempt struct {
 	// Duration is the time from the start of the try to its end.
 	Duration time.Duration
 	// FellBack reports whether the request moved on to another provider
-	// after this try.
+	// after this try (unless the retry budget or the request's deadline
+	// then stopped it).
 	FellBack bool
+	// Backoff is the wait before the next try (fallback.backoff).
+	Backoff time.Duration
+	// Panic reports that outlier detection held this provider back, and
+	// it was tried because every eligible provider was held back.
+	Panic bool
 }

@@ -30,14 +30,25 @@ type failure struct {
 // the last failure.
 func (h *Handler) forward(w http.ResponseWriter, r *http.Request, req *request) {
 	pl := req.adm.Pool
+	clock := pl.Clock()
 	last := &failure{own: errAllBusy()}
-	for sel := range pl.Attempts() {
-		start := time.Now()
+	it := pl.SelectIter()
+	for {
+		sel, ok := it.Next()
+		if !ok {
+			break
+		}
+		start := clock.Now()
 		f, status, err := h.try(w, r, req, sel)
 		fellBack := f != nil && fallsBack(pl, f, err)
-		sel.Close()
-		h.report(Attempt{Alias: req.adm.Alias, Provider: sel.Index, URL: sel.Target.URL.Redacted(),
-			Status: status, Err: err, Duration: time.Since(start), FellBack: fellBack})
+		sel.Report(outcome(status, err))
+		sel.Close() // before any backoff: a waiting request holds no slot
+		a := Attempt{Alias: req.adm.Alias, Provider: sel.Index, URL: sel.Target.URL.Redacted(),
+			Status: status, Err: err, Duration: clock.Now().Sub(start), FellBack: fellBack, Panic: sel.Panic}
+		if fellBack {
+			a.Backoff = it.Backoff()
+		}
+		h.report(a)
 		if f == nil {
 			if errors.Is(err, ErrUpstreamBrokeOff) && r.Context().Err() == nil {
 				panic(http.ErrAbortHandler) // the status is sent: abort the client's response
@@ -48,8 +59,48 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, req *request) 
 		if !fellBack {
 			break
 		}
+		if err := sleep(r.Context(), clock, a.Backoff); err != nil {
+			if r.Context().Err() != nil && !errors.Is(err, context.DeadlineExceeded) {
+				return // the client has left
+			}
+			break // no time left for another attempt: answer with this one
+		}
 	}
 	h.writeFailure(w, last)
+}
+
+// outcome is what an attempt tells outlier detection of its provider.
+func outcome(status int, err error) pool.Outcome {
+	switch {
+	case errors.Is(err, ErrProviderRateLimited), errors.Is(err, context.Canceled):
+		return pool.Neutral
+	case errors.Is(err, ErrUpstreamTimeout), errors.Is(err, ErrUpstreamUnreachable),
+		errors.Is(err, ErrUpstreamBrokeOff), errors.Is(err, ErrMalformedResponse):
+		return pool.Failure
+	case status == 0:
+		return pool.Neutral // the request could not even be built
+	}
+	return pool.StatusOutcome(status)
+}
+
+// sleep waits d on clock, or less if ctx ends first. A wait that would run
+// past ctx's deadline is not started: it returns DeadlineExceeded at once.
+func sleep(ctx context.Context, clock pool.Clock, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	if deadline, ok := ctx.Deadline(); ok && clock.Now().Add(d).After(deadline) {
+		return context.DeadlineExceeded
+	}
+	done := make(chan struct{})
+	stop := clock.AfterFunc(d, func() { close(done) })
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		stop()
+		return ctx.Err()
+	}
 }
 
 // try sends the request to one provider. It returns a nil failure when it
@@ -74,6 +125,11 @@ func (h *Handler) try(w http.ResponseWriter, r *http.Request, req *request, sel 
 		return &failure{own: errUnreachable()}, 0, err
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
+		if wait, ok := RetryAfter(resp.Header, req.adm.Pool.Clock().Now()); ok {
+			sel.CoolDown(wait)
+		}
+	}
 	opts := responseOptions(r, req, t)
 	if req.adm.Pool.ShouldFallbackOnStatus(resp.StatusCode) {
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBodyBytes))

@@ -43,6 +43,12 @@ var keyPattern = regexp.MustCompile(`"(sk-[^"]*)"`)
 // back at zero.
 func newRig(t *testing.T, doc string, upstreams map[string]http.Handler) *rig {
 	t.Helper()
+	return newRigClock(t, doc, upstreams, nil)
+}
+
+// newRigClock is newRig with the registry on clock (nil: the system's).
+func newRigClock(t *testing.T, doc string, upstreams map[string]http.Handler, clock pool.Clock) *rig {
+	t.Helper()
 	r := &rig{t: t, upstream: map[string]*httptest.Server{}}
 	var pairs []string
 	for name, h := range upstreams {
@@ -56,8 +62,8 @@ func newRig(t *testing.T, doc string, upstreams map[string]http.Handler) *rig {
 	}
 	cfg, err := pool.ParseConfig([]byte(doc))
 	require.NoError(t, err)
-	r.reg, err = pool.NewRegistry(cfg)
-	require.NoError(t, err)
+	r.reg = &pool.Registry{Clock: clock}
+	require.NoError(t, r.reg.Reload(cfg))
 	upstreamClient := NewClient()
 	r.h = &Handler{Registry: r.reg, Client: upstreamClient, OnAttempt: func(a Attempt) {
 		r.mu.Lock()

@@ -18,15 +18,17 @@ type Clock struct {
 }
 
 type timer struct {
-	at      time.Time
-	f       func()
-	stopped bool
+	at time.Time
+	f  func()
 }
 
 // New returns a clock at 2026-01-01 00:00 UTC.
 func New() *Clock {
 	return &Clock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
 }
+
+// At returns a clock at t.
+func At(t time.Time) *Clock { return &Clock{now: t} }
 
 // Now returns the clock's time.
 func (c *Clock) Now() time.Time {
@@ -51,7 +53,6 @@ func (c *Clock) AfterFunc(d time.Duration, f func()) func() bool {
 		for i, x := range c.timers {
 			if x == t {
 				c.timers = append(c.timers[:i], c.timers[i+1:]...)
-				t.stopped = true
 				return true
 			}
 		}
