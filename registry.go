@@ -21,7 +21,6 @@ type Registry struct {
 	// Reload; pools built before a change keep the clock they had.
 	Clock Clock
 
-
 	mu   sync.Mutex // serializes Reload; readers never take it
 	snap atomic.Pointer[snapshot]
 }
