@@ -2,7 +2,9 @@ package pool
 
 import (
 	"fmt"
+	"runtime"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -271,4 +273,56 @@ func TestOutlierStateSurvivesReload(t *testing.T) {
 	assert.Equal(t, 1, i, "p1's failure did not eject it: at 50% of 3, one ejection at a time")
 	assert.True(t, p.detect.hs[0].ejected.Load())
 	assert.False(t, p.detect.hs[2].ejected.Load(), "a new provider starts healthy")
+}
+
+// TestOutlierStress runs many goroutines that select, report random
+// outcomes and close, while the clock moves: the cap always holds, and
+// every slot and probe is released at the end.
+func TestOutlierStress(t *testing.T) {
+	t.Parallel()
+	const n = 5
+	p, clock := outlierPool(t, n, OutlierDetection{ConsecutiveFailures: 2, MaxEjectionPercent: 60},
+		WithStrategy(WeightedRandom))
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	var violations atomic.Int64
+	for g := range 32 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				sel, ok := p.Select()
+				if !ok {
+					continue
+				}
+				ejected := 0
+				for _, h := range p.detect.hs {
+					if h.ejected.Load() {
+						ejected++
+					}
+				}
+				if ejected > n*60/100 {
+					violations.Add(1)
+				}
+				sel.Report([]Outcome{Success, Failure, Failure, Neutral}[(g+i)%4])
+				sel.Close()
+			}
+		}()
+	}
+	for range 200 {
+		clock.Advance(7 * time.Second)
+		runtime.Gosched()
+	}
+	close(stop)
+	wg.Wait()
+	assert.Zero(t, violations.Load(), "more ejected than the cap allows")
+	for i, pr := range p.Providers() {
+		assert.Zero(t, pr.ActiveConnections(), "provider %d", i)
+		assert.Zero(t, p.detect.hs[i].probe.Load(), "provider %d's probe slot", i)
+	}
 }
