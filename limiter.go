@@ -19,7 +19,10 @@ const cacheLinePad = 128
 // limiter, the guards it hands out, and any limiter that adopts it.
 type counter struct {
 	n atomic.Int64
-	_ [cacheLinePad - 8]byte
+	// health is the outlier state of the provider that counts here, set by
+	// a pool with outlier detection; it follows the counter across reloads.
+	health atomic.Pointer[health]
+	_      [cacheLinePad - 16]byte
 }
 
 // ConcurrencyLimiter counts work in flight and, when it has a limit, refuses
@@ -147,8 +150,9 @@ func (l *ConcurrencyLimiter) AdoptActiveCounter(old *ConcurrencyLimiter) {
 // Guards are handed out from blocks of 32, so that taking one does not
 // allocate; a guard still referenced keeps its block (512 bytes) alive.
 type ConcurrencyGuard struct {
-	c    *counter
-	done atomic.Bool
+	c     *counter
+	done  atomic.Bool
+	panic bool // chosen in outlier detection's panic mode (fits the padding)
 }
 
 // Close releases the guard's slot exactly once. Later calls, concurrent calls
@@ -157,6 +161,9 @@ type ConcurrencyGuard struct {
 func (g *ConcurrencyGuard) Close() error {
 	if g != nil && g.done.CompareAndSwap(false, true) {
 		g.c.n.Add(-1)
+		if h := g.c.health.Load(); h != nil {
+			h.endProbe(g)
+		}
 	}
 	return nil
 }

@@ -95,8 +95,11 @@ type health struct {
 	ejected  atomic.Bool
 	until    atomic.Int64  // when the ejection ends, in Unix ns
 	cooldown atomic.Int64  // when the Retry-After cooldown ends, in Unix ns
-	probe    atomic.Uint64 // the probe in flight; 0: none
-	probes   atomic.Uint64 // probe numbers handed out
+	// probe is the guard of the selection probing the provider, nil when
+	// none: guards are never reused, so it names one selection.
+	probe atomic.Pointer[ConcurrencyGuard]
+	// det is the detector of the newest pool that holds the provider.
+	det atomic.Pointer[detector]
 
 	mu           sync.Mutex
 	consecutive  int   // failures in a row
@@ -120,7 +123,7 @@ func (h *health) state(now int64) state {
 	if !h.ejected.Load() {
 		return available
 	}
-	if now < h.until.Load() || h.probe.Load() != 0 {
+	if now < h.until.Load() || h.probe.Load() != nil {
 		return blocked
 	}
 	return halfOpen
@@ -138,10 +141,24 @@ type detector struct {
 func newDetector(cfg OutlierDetection, clock Clock, providers []*Provider, strategy LoadBalanceStrategy) *detector {
 	d := &detector{cfg: cfg.withDefaults(), clock: clockOr(clock)}
 	for _, pr := range providers {
-		d.hs = append(d.hs, &health{})
-		d.eligible = append(d.eligible, pr != nil && (pr.Weight > 0 || strategy == Priority))
+		d.eligible = append(d.eligible, pr.Weight > 0 || strategy == Priority)
 	}
+	d.bind(providers)
 	return d
+}
+
+// bind takes the health of each provider from its counter, where it lives
+// so that it follows the counter across reloads, installing a new one
+// where there is none, and makes d the detector each answers to.
+func (d *detector) bind(providers []*Provider) {
+	d.hs = d.hs[:0]
+	for _, pr := range providers {
+		c := pr.limiter.counter()
+		c.health.CompareAndSwap(nil, new(health))
+		h := c.health.Load()
+		h.det.Store(d)
+		d.hs = append(d.hs, h)
+	}
 }
 
 func (d *detector) now() int64 { return d.clock.Now().UnixNano() }
@@ -157,31 +174,25 @@ func (d *detector) ejection(k int) time.Duration {
 	return min(d.cfg.BaseEjection*time.Duration(k), d.cfg.MaxEjection)
 }
 
-// claimProbe takes the probe slot of provider i, half-open at now, and
-// returns its number, or 0 if another request took it first.
-func (d *detector) claimProbe(i int) uint64 {
-	h := d.hs[i]
-	n := h.probes.Add(1)
-	if h.probe.CompareAndSwap(0, n) {
-		return n
-	}
-	return 0
+// claimProbe gives the probe slot to the selection holding g, unless
+// another selection took it first.
+func (h *health) claimProbe(g *ConcurrencyGuard) bool {
+	return h.probe.CompareAndSwap(nil, g)
 }
 
-// endProbe frees provider i's probe slot if probe n still holds it.
-func (d *detector) endProbe(i int, n uint64) bool {
-	return n != 0 && d.hs[i].probe.CompareAndSwap(n, 0)
+// endProbe frees the probe slot if the selection holding g has it.
+func (h *health) endProbe(g *ConcurrencyGuard) bool {
+	return h.probe.Load() == g && h.probe.CompareAndSwap(g, nil)
 }
 
-// report records the outcome of an attempt on provider i; probe is the
-// selection's probe number (0: not a probe) and panicked whether it was
-// chosen in panic mode.
-func (d *detector) report(i int, probe uint64, panicked bool, o Outcome) {
-	h, now := d.hs[i], d.now()
+// report records the outcome of an attempt on h's provider by the
+// selection holding g.
+func (d *detector) report(h *health, g *ConcurrencyGuard, o Outcome) {
+	now := d.now()
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	switch {
-	case d.endProbe(i, probe):
+	case h.endProbe(g):
 		switch o {
 		case Success:
 			h.ejected.Store(false)
@@ -190,7 +201,7 @@ func (d *detector) report(i int, probe uint64, panicked bool, o Outcome) {
 			h.ejections++
 			h.until.Store(now + int64(d.ejection(h.ejections)))
 		}
-	case panicked || h.ejected.Load():
+	case g.panic || h.ejected.Load():
 		// Chosen while ejected, or ejected since it was chosen: its
 		// outcome neither ejects it again nor restores it; a probe does.
 	case o == Success:
@@ -199,7 +210,7 @@ func (d *detector) report(i int, probe uint64, panicked bool, o Outcome) {
 	case o == Failure:
 		h.consecutive++
 		if h.consecutive >= d.cfg.ConsecutiveFailures {
-			d.tryEject(i, now)
+			d.tryEject(h, now)
 		}
 	}
 }
@@ -217,62 +228,42 @@ func (d *detector) decay(h *health, now int64) {
 	}
 }
 
-// tryEject ejects provider i (its lock held) unless that would break the
-// cap: at most MaxEjectionPercent of the pool, and never the last eligible
-// provider. A provider the cap spares stays at its failure count, so that
-// its next failure tries again.
-func (d *detector) tryEject(i int, now int64) {
+// tryEject ejects h's provider (h's lock held) unless that would break
+// the cap: at most MaxEjectionPercent of the pool, and never the last
+// eligible provider. A provider the cap spares stays at its failure count,
+// so that its next failure tries again.
+func (d *detector) tryEject(h *health, now int64) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	ejected, eligibleLeft := 0, 0
-	for j, h := range d.hs {
+	for j, other := range d.hs {
 		switch {
-		case h.ejected.Load():
+		case other.ejected.Load():
 			ejected++
-		case d.eligible[j] && j != i:
+		case d.eligible[j] && other != h:
 			eligibleLeft++
 		}
 	}
 	if (ejected+1)*100 > d.cfg.MaxEjectionPercent*len(d.hs) || eligibleLeft == 0 {
 		return
 	}
-	h := d.hs[i]
 	h.ejections++
 	h.consecutive = 0
 	h.until.Store(now + int64(d.ejection(h.ejections)))
 	h.ejected.Store(true)
 }
 
-// coolDown keeps provider i out of selection for d, capped at
+// coolDown keeps h's provider out of selection for wait, capped at
 // MaxRetryAfter, never shortening a cooldown already running.
-func (d *detector) coolDown(i int, wait time.Duration) {
+func (d *detector) coolDown(h *health, wait time.Duration) {
 	if d.cfg.IgnoreRetryAfter || wait <= 0 {
 		return
 	}
 	until := d.now() + int64(min(wait, MaxRetryAfter))
-	h := d.hs[i]
 	for {
 		cur := h.cooldown.Load()
 		if cur >= until || h.cooldown.CompareAndSwap(cur, until) {
 			return
-		}
-	}
-}
-
-// adopt makes d share the health of old's providers of the same identity.
-func (d *detector) adopt(p, old *ProviderPool) {
-	if old.detect == nil {
-		return
-	}
-	byID := make(map[providerIdentity]*health, len(old.providers))
-	for j, pr := range old.providers {
-		if id := identityOf(pr.Target); byID[id] == nil {
-			byID[id] = old.detect.hs[j]
-		}
-	}
-	for i, pr := range p.providers {
-		if h := byID[identityOf(pr.Target)]; h != nil {
-			d.hs[i] = h
 		}
 	}
 }

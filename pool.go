@@ -209,10 +209,13 @@ func (p *ProviderPool) selectExcluding(ex *bitset, w *walk) (Selection, bool) {
 	if p == nil {
 		return Selection{}, false
 	}
-	if p.detect != nil {
+	switch {
+	case p.detect != nil:
 		return p.selectHealthy(ex, w)
+	case p.strategy == Priority:
+		return p.selectPriority(ex, w)
 	}
-	return p.selectAny(ex, w)
+	return p.selectWeighted(ex, w)
 }
 
 // selectAny picks a provider outside ex by the pool's strategy.
@@ -220,6 +223,11 @@ func (p *ProviderPool) selectAny(ex *bitset, w *walk) (Selection, bool) {
 	if p.strategy == Priority {
 		return p.selectPriority(ex, w)
 	}
+	return p.selectWeighted(ex, w)
+}
+
+// selectWeighted picks the least loaded provider outside ex.
+func (p *ProviderPool) selectWeighted(ex *bitset, w *walk) (Selection, bool) {
 	for {
 		i := p.leastLoaded(ex, w)
 		if i < 0 {
@@ -474,7 +482,7 @@ func (p *ProviderPool) AdoptProviderState(old *ProviderPool) {
 		p.concurrency.AdoptActiveCounter(old.concurrency)
 	}
 	if p.detect != nil {
-		p.detect.adopt(p, old)
+		p.detect.bind(p.providers) // the adopted counters carry the old health
 	}
 	if p.budget != nil && old.budget != nil {
 		old.budget.mu.Lock()

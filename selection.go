@@ -11,13 +11,6 @@ type Selection struct {
 	Target *Target
 	// Guard holds the provider's slot; close it when the response is done.
 	Guard *ConcurrencyGuard
-	// Panic reports that the provider was chosen although outlier
-	// detection holds it back (ejected or cooling down), because every
-	// eligible provider was held back: the pool serves rather than fails.
-	Panic bool
-
-	detect *detector // nil: no outlier detection
-	probe  uint64    // the probe slot this selection holds; 0: none
 }
 
 // Close releases the selection's slot; see [ConcurrencyGuard.Close]. It is
@@ -25,18 +18,35 @@ type Selection struct {
 // probes an ejected provider and is closed without a Report frees the probe
 // slot, as a Neutral outcome would.
 func (s Selection) Close() error {
-	if s.probe != 0 {
-		s.detect.endProbe(s.Index, s.probe)
-	}
 	return s.Guard.Close()
+}
+
+// Panic reports that the provider was chosen although outlier detection
+// holds it back (ejected or cooling down), because every eligible provider
+// was held back: the pool serves rather than fails.
+func (s Selection) Panic() bool {
+	return s.Guard != nil && s.Guard.panic
+}
+
+// health returns the outlier state of the selection's provider, and the
+// detector it answers to, or nils without outlier detection.
+func (s Selection) health() (*health, *detector) {
+	if s.Guard == nil {
+		return nil, nil
+	}
+	h := s.Guard.c.health.Load()
+	if h == nil {
+		return nil, nil
+	}
+	return h, h.det.Load()
 }
 
 // Report tells the pool's outlier detection how the attempt on this
 // selection ended; see [OutlierDetection] and [StatusOutcome]. Report once,
 // before Close. It does nothing when the pool has no outlier detection.
 func (s Selection) Report(o Outcome) {
-	if s.detect != nil {
-		s.detect.report(s.Index, s.probe, s.Panic, o)
+	if h, d := s.health(); d != nil {
+		d.report(h, s.Guard, o)
 	}
 }
 
@@ -46,8 +56,8 @@ func (s Selection) Report(o Outcome) {
 // shortened. It does nothing without outlier detection, or with
 // IgnoreRetryAfter.
 func (s Selection) CoolDown(d time.Duration) {
-	if s.detect != nil {
-		s.detect.coolDown(s.Index, d)
+	if h, det := s.health(); det != nil {
+		det.coolDown(h, d)
 	}
 }
 
@@ -71,11 +81,8 @@ func (p *ProviderPool) selectHealthy(ex *bitset, w *walk) (Selection, bool) {
 		if !ok {
 			break
 		}
-		sel.detect = d
-		if d.hs[sel.Index].state(now) != halfOpen {
-			return sel, true
-		}
-		if sel.probe = d.claimProbe(sel.Index); sel.probe != 0 {
+		h := d.hs[sel.Index]
+		if h.state(now) != halfOpen || h.claimProbe(sel.Guard) {
 			return sel, true
 		}
 		sel.Guard.Close() // another request probes it: choose again without it
@@ -86,6 +93,8 @@ func (p *ProviderPool) selectHealthy(ex *bitset, w *walk) (Selection, bool) {
 		return Selection{}, false
 	}
 	sel, ok := p.selectAny(ex, w)
-	sel.detect, sel.Panic = d, ok
+	if ok {
+		sel.Guard.panic = true
+	}
 	return sel, ok
 }

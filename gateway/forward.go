@@ -44,7 +44,7 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, req *request) 
 		sel.Report(outcome(status, err))
 		sel.Close() // before any backoff: a waiting request holds no slot
 		a := Attempt{Alias: req.adm.Alias, Provider: sel.Index, URL: sel.Target.URL.Redacted(),
-			Status: status, Err: err, Duration: clock.Now().Sub(start), FellBack: fellBack, Panic: sel.Panic}
+			Status: status, Err: err, Duration: clock.Now().Sub(start), FellBack: fellBack, Panic: sel.Panic()}
 		if fellBack {
 			a.Backoff = it.Backoff()
 		}
