@@ -93,8 +93,8 @@ func StatusOutcome(status int) Outcome {
 // reads only its atomics; reports take its lock.
 type health struct {
 	ejected  atomic.Bool
-	until    atomic.Int64  // when the ejection ends, in Unix ns
-	cooldown atomic.Int64  // when the Retry-After cooldown ends, in Unix ns
+	until    atomic.Int64 // when the ejection ends, in Unix ns
+	cooldown atomic.Int64 // when the Retry-After cooldown ends, in Unix ns
 	// probe is the guard of the selection probing the provider, nil when
 	// none: guards are never reused, so it names one selection.
 	probe atomic.Pointer[ConcurrencyGuard]
