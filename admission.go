@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"sync/atomic"
 	"time"
 )
 
@@ -23,6 +24,7 @@ type Admission struct {
 	Labels map[string]string
 
 	guards [2]*ConcurrencyGuard // pool slot, key slot; nil where none
+	closed atomic.Bool
 }
 
 // Close releases every slot the admission took, exactly once; later and
@@ -30,11 +32,14 @@ type Admission struct {
 // the response is done, after closing the provider selection. It always
 // returns nil.
 func (a *Admission) Close() error {
-	if a == nil {
+	if a == nil || !a.closed.CompareAndSwap(false, true) {
 		return nil
 	}
 	for _, g := range a.guards {
 		g.Close()
+	}
+	if a.Pool != nil && a.Pool.stats != nil {
+		a.Pool.stats.inflight.Add(-1)
 	}
 	return nil
 }
@@ -111,28 +116,39 @@ func (r *Registry) Admit(alias, bearerToken string) (*Admission, error) {
 	}
 	a, key, err := s.authorize(alias, bearerToken)
 	if err != nil {
+		if a == nil {
+			r.unknownModel.Add(1)
+		} else {
+			a.pool.stats.refuse(err.Code)
+		}
 		return nil, err
 	}
 	var labels map[string]string
 	if key != nil {
 		labels = key.labels
 	}
+	asked := a
 	if alias, a, err = s.route(alias, a, labels); err != nil {
+		asked.pool.stats.refuse(err.Code)
 		return nil, err
 	}
 	if a.pool.IsEmpty() {
+		a.pool.stats.refuse("no_providers")
 		return nil, &AdmissionError{Status: http.StatusServiceUnavailable, Code: "no_providers", Type: "server_error",
 			Message: fmt.Sprintf("The model %q has no providers configured; try again later.", alias)}
 	}
 	adm := &Admission{Alias: alias, Pool: a.pool, Labels: labels}
 	if err := adm.takeLimits(a.pool, key); err != nil {
+		a.pool.stats.refuse(err.Code)
 		return nil, err
 	}
+	a.pool.stats.inflight.Add(1)
 	return adm, nil
 }
 
 // authorize finds the alias's pool and checks the token against its keys.
-// It returns the token's key definition, if it has one.
+// It returns the token's key definition, if it has one; on an error, the
+// alias's pool if the alias exists.
 func (s *snapshot) authorize(alias, bearerToken string) (*aliasState, *keyState, *AdmissionError) {
 	if alias == "" {
 		return nil, nil, &AdmissionError{Status: http.StatusBadRequest, Code: "missing_model", Type: "invalid_request_error", Param: "model",
@@ -149,11 +165,11 @@ func (s *snapshot) authorize(alias, bearerToken string) (*aliasState, *keyState,
 	}
 	if keys := a.pool.Keys(); keys != nil {
 		if bearerToken == "" {
-			return nil, nil, &AdmissionError{Status: http.StatusUnauthorized, Code: "invalid_api_key", Type: "invalid_request_error",
+			return a, nil, &AdmissionError{Status: http.StatusUnauthorized, Code: "invalid_api_key", Type: "invalid_request_error",
 				Message: "The request has no API key; send one as Authorization: Bearer <key>."}
 		}
 		if !keys.Contains(bearerToken) {
-			return nil, nil, &AdmissionError{Status: http.StatusForbidden, Code: "invalid_api_key", Type: "invalid_request_error",
+			return a, nil, &AdmissionError{Status: http.StatusForbidden, Code: "invalid_api_key", Type: "invalid_request_error",
 				Message: fmt.Sprintf("The API key is not allowed to use the model %q.", alias)}
 		}
 	}
@@ -200,7 +216,7 @@ func (adm *Admission) takeLimits(p *ProviderPool, key *keyState) *AdmissionError
 	if key != nil && key.conc != nil {
 		g, ok := key.conc.TryAcquire()
 		if !ok {
-			adm.Close()
+			adm.guards[0].Close() // not adm.Close: the request was never counted in flight
 			return concurrencyLimited("This API key has too many requests in flight; retry when one finishes.")
 		}
 		adm.guards[1] = g

@@ -142,6 +142,9 @@ func (it *SelectIter) Next() (Selection, bool) {
 		it.left = 0
 		return Selection{}, false
 	}
+	if it.tries > 0 {
+		it.pool.stats.retries.Add(1)
+	}
 	it.tries++
 	if !it.replace {
 		it.excluded.add(sel.Index)
@@ -187,6 +190,7 @@ func (it *SelectIter) Backoff() time.Duration {
 		d = min(d, max(limit-it.slept, 0))
 	}
 	it.slept += d
+	p.stats.addBackoff(d)
 	return d
 }
 

@@ -22,7 +22,10 @@ type counter struct {
 	// health is the outlier state of the provider that counts here, set by
 	// a pool with outlier detection; it follows the counter across reloads.
 	health atomic.Pointer[health]
-	_      [cacheLinePad - 16]byte
+	// attempts counts the outcomes reported on selections of the provider,
+	// by Outcome, for snapshots; like the count, it survives reloads.
+	attempts [numOutcomes]atomic.Uint64
+	_        [cacheLinePad - 16 - 8*numOutcomes]byte
 }
 
 // ConcurrencyLimiter counts work in flight and, when it has a limit, refuses

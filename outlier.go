@@ -64,30 +64,6 @@ func (o OutlierDetection) withDefaults() OutlierDetection {
 	return o
 }
 
-// Outcome is how an attempt on a provider ended, as outlier detection
-// counts it.
-type Outcome int
-
-const (
-	// Success is an answer from the upstream that is not a failure: any
-	// status but 5xx, and 501.
-	Success Outcome = iota + 1
-	// Failure is a connection error, a timeout, or a 5xx other than 501.
-	Failure
-	// Neutral says nothing of the provider: the client cancelled, or a
-	// local limit refused before any call.
-	Neutral
-)
-
-// StatusOutcome classifies an upstream status: a 5xx other than 501 is a
-// Failure, anything else a Success.
-func StatusOutcome(status int) Outcome {
-	if status >= 500 && status <= 599 && status != 501 {
-		return Failure
-	}
-	return Success
-}
-
 // health is the outlier state of one provider. It is shared, by pointer,
 // with the provider of the same identity in a reloaded pool. Selection
 // reads only its atomics; reports take its lock.
@@ -100,6 +76,8 @@ type health struct {
 	probe atomic.Pointer[ConcurrencyGuard]
 	// det is the detector of the newest pool that holds the provider.
 	det atomic.Pointer[detector]
+	// ejectionsTotal counts every ejection, for snapshots.
+	ejectionsTotal atomic.Uint64
 
 	mu           sync.Mutex
 	consecutive  int   // failures in a row
@@ -193,12 +171,13 @@ func (d *detector) report(h *health, g *ConcurrencyGuard, o Outcome) {
 	defer h.mu.Unlock()
 	switch {
 	case h.endProbe(g):
-		switch o {
-		case Success:
+		switch {
+		case o == Success:
 			h.ejected.Store(false)
 			h.consecutive, h.healthySince = 0, now
-		case Failure:
+		case o.failed():
 			h.ejections++
+			h.ejectionsTotal.Add(1)
 			h.until.Store(now + int64(d.ejection(h.ejections)))
 		}
 	case g.panic || h.ejected.Load():
@@ -207,7 +186,7 @@ func (d *detector) report(h *health, g *ConcurrencyGuard, o Outcome) {
 	case o == Success:
 		h.consecutive = 0
 		d.decay(h, now)
-	case o == Failure:
+	case o.failed():
 		h.consecutive++
 		if h.consecutive >= d.cfg.ConsecutiveFailures {
 			d.tryEject(h, now)
@@ -248,6 +227,7 @@ func (d *detector) tryEject(h *health, now int64) {
 		return
 	}
 	h.ejections++
+	h.ejectionsTotal.Add(1)
 	h.consecutive = 0
 	h.until.Store(now + int64(d.ejection(h.ejections)))
 	h.ejected.Store(true)

@@ -33,6 +33,7 @@ type ProviderPool struct {
 	detect      *detector         // nil: no outlier detection
 	budgetCfg   *RetryBudget      // set by WithRetryBudget
 	budget      *retryBudget      // nil: no retry budget
+	stats       *poolStats        // shared with the pools it replaces
 }
 
 // entry is what selection reads of a provider, laid out contiguously so that
@@ -174,6 +175,7 @@ func NewProviderPool(providers []*Provider, opts ...Option) (*ProviderPool, erro
 		return nil, joinFieldErrors(errs)
 	}
 	p.clock = clockOr(p.clock)
+	p.stats = newPoolStats()
 	if p.outlier != nil {
 		p.detect = newDetector(*p.outlier, p.clock, p.providers, p.strategy)
 	}
@@ -459,7 +461,8 @@ func identityOf(t *Target) providerIdentity {
 // concurrency counter is adopted when both pools have one; p's limits apply.
 // With outlier detection on in both, each provider keeps its outlier state
 // (an ejected provider stays ejected; a new one starts healthy), and a retry
-// budget keeps its counts.
+// budget keeps its counts. The cumulative counts of snapshots carry over
+// too, so they never go back.
 // Guards handed out by old then release into p's counters, so no count
 // drifts across the reload.
 func (p *ProviderPool) AdoptProviderState(old *ProviderPool) {
@@ -483,6 +486,9 @@ func (p *ProviderPool) AdoptProviderState(old *ProviderPool) {
 	}
 	if p.detect != nil {
 		p.detect.bind(p.providers) // the adopted counters carry the old health
+	}
+	if old.stats != nil {
+		p.stats = old.stats
 	}
 	if p.budget != nil && old.budget != nil {
 		old.budget.mu.Lock()

@@ -23,6 +23,8 @@ type Registry struct {
 
 	mu   sync.Mutex // serializes Reload; readers never take it
 	snap atomic.Pointer[snapshot]
+
+	unknownModel atomic.Uint64 // requests for an alias no config had
 }
 
 // NewRegistry returns a registry serving cfg, which it validates as

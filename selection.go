@@ -41,10 +41,15 @@ func (s Selection) health() (*health, *detector) {
 	return h, h.det.Load()
 }
 
-// Report tells the pool's outlier detection how the attempt on this
-// selection ended; see [OutlierDetection] and [StatusOutcome]. Report once,
-// before Close. It does nothing when the pool has no outlier detection.
+// Report tells the pool how the attempt on this selection ended: it is
+// counted in the provider's snapshot, and outlier detection, when the pool
+// has it, acts on it (see [OutlierDetection] and [StatusOutcome]). Report
+// once, before Close.
 func (s Selection) Report(o Outcome) {
+	if s.Guard == nil || !o.valid() {
+		return
+	}
+	s.Guard.c.attempts[o].Add(1)
 	if h, d := s.health(); d != nil {
 		d.report(h, s.Guard, o)
 	}

@@ -72,10 +72,13 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, req *request) 
 // outcome is what an attempt tells outlier detection of its provider.
 func outcome(status int, err error) pool.Outcome {
 	switch {
-	case errors.Is(err, ErrProviderRateLimited), errors.Is(err, context.Canceled):
-		return pool.Neutral
-	case errors.Is(err, ErrUpstreamTimeout), errors.Is(err, ErrUpstreamUnreachable),
-		errors.Is(err, ErrUpstreamBrokeOff), errors.Is(err, ErrMalformedResponse):
+	case errors.Is(err, ErrProviderRateLimited):
+		return pool.RateLimited
+	case errors.Is(err, context.Canceled):
+		return pool.Cancelled
+	case errors.Is(err, ErrUpstreamTimeout):
+		return pool.Timeout
+	case errors.Is(err, ErrUpstreamUnreachable), errors.Is(err, ErrUpstreamBrokeOff), errors.Is(err, ErrMalformedResponse):
 		return pool.Failure
 	case status == 0:
 		return pool.Neutral // the request could not even be built
