@@ -33,6 +33,9 @@ import (
 	"github.com/fsnotify/fsnotify"
 	"github.com/onwardsgo/pool"
 	"github.com/onwardsgo/pool/gateway"
+	"github.com/onwardsgo/pool/poolprom"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 //go:embed demo-config.json
@@ -100,7 +103,7 @@ func run(configPath, addr string, opts pool.ParseOptions, log *slog.Logger) erro
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: &gateway.Handler{Registry: reg, Log: log}, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: newMux(reg, log), ReadHeaderTimeout: 10 * time.Second}
 	printUsage(os.Stdout, ln.Addr().String(), reg.Aliases(), configPath == "")
 	go func() {
 		<-ctx.Done()
@@ -204,6 +207,18 @@ func watchConfig(ctx context.Context, path string, opts pool.ParseOptions, reg *
 	return nil
 }
 
+// newMux serves the gateway, with /metrics (Prometheus) and /status (a
+// page of the pools' state) beside it.
+func newMux(reg *pool.Registry, log *slog.Logger) *http.ServeMux {
+	metrics := prometheus.NewRegistry()
+	metrics.MustRegister(poolprom.New(reg))
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(metrics, promhttp.HandlerOpts{}))
+	mux.Handle("GET /status", statusHandler(reg))
+	mux.Handle("/", &gateway.Handler{Registry: reg, Log: log})
+	return mux
+}
+
 // logConfig logs what a loaded config holds that may surprise: its
 // warnings, and the fields it sets that this proxy keeps but does not act on.
 func logConfig(log *slog.Logger, cfg *pool.Config) {
@@ -221,6 +236,7 @@ func logConfig(log *slog.Logger, cfg *pool.Config) {
 func printUsage(w io.Writer, addr string, aliases []string, demo bool) {
 	fmt.Fprintf(w, "\npool proxy listening on http://%s (aliases: %s); stop it with Ctrl-C\n\n", addr, strings.Join(aliases, ", "))
 	fmt.Fprintf(w, "  curl http://%s/v1/models\n", addr)
+	fmt.Fprintf(w, "  open http://%s/status (the pools' state) and http://%s/metrics (Prometheus)\n", addr, addr)
 	if len(aliases) == 0 {
 		return
 	}
