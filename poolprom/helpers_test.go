@@ -19,7 +19,7 @@ func prometheusRegistry(c prometheus.Collector) *prometheus.Registry {
 type one struct{ m prometheus.Metric }
 
 func (o one) Describe(ch chan<- *prometheus.Desc) { ch <- o.m.Desc() }
-func (o one) Collect(ch chan<- prometheus.Metric)  { ch <- o.m }
+func (o one) Collect(ch chan<- prometheus.Metric) { ch <- o.m }
 
 // metric finds the metric of the named family whose labels, written as
 // in the exposition format and sorted, are labels.
