@@ -23,8 +23,9 @@ type Admission struct {
 	// is the registry's own: read it, do not modify it.
 	Labels map[string]string
 
-	guards [2]*ConcurrencyGuard // pool slot, key slot; nil where none
-	closed atomic.Bool
+	guards   [2]*ConcurrencyGuard // pool slot, key slot; nil where none
+	releases [2]func()            // the same slots across replicas; nil where none
+	closed   atomic.Bool
 }
 
 // Close releases every slot the admission took, exactly once; later and
@@ -35,13 +36,21 @@ func (a *Admission) Close() error {
 	if a == nil || !a.closed.CompareAndSwap(false, true) {
 		return nil
 	}
-	for _, g := range a.guards {
-		g.Close()
-	}
+	a.release()
 	if a.Pool != nil && a.Pool.stats != nil {
 		a.Pool.stats.inflight.Add(-1)
 	}
 	return nil
+}
+
+// release frees every slot taken.
+func (a *Admission) release() {
+	for i, g := range a.guards {
+		g.Close()
+		if r := a.releases[i]; r != nil {
+			r()
+		}
+	}
 }
 
 // AdmissionError is a refused admission. It carries the HTTP status and an
@@ -138,7 +147,7 @@ func (r *Registry) Admit(alias, bearerToken string) (*Admission, error) {
 			Message: fmt.Sprintf("The model %q has no providers configured; try again later.", alias)}
 	}
 	adm := &Admission{Alias: alias, Pool: a.pool, Labels: labels}
-	if err := adm.takeLimits(a.pool, key); err != nil {
+	if err := adm.takeLimits(a, key); err != nil {
 		a.pool.stats.refuse(err.Code)
 		return nil, err
 	}
@@ -198,29 +207,51 @@ func (s *snapshot) route(alias string, a *aliasState, labels map[string]string) 
 }
 
 // takeLimits spends the pool's and the key's rate tokens and takes their
-// concurrency slots, in onwards' order; a refusal releases what it took.
-func (adm *Admission) takeLimits(p *ProviderPool, key *keyState) *AdmissionError {
+// concurrency slots, in onwards' order, each slot on this replica and, with
+// shared state, across replicas; a refusal releases what it took.
+func (adm *Admission) takeLimits(a *aliasState, key *keyState) *AdmissionError {
+	p := a.pool
 	if l := p.RateLimiter(); l != nil && !l.Allow() {
 		return rateLimited(fmt.Sprintf("The model %q is receiving too many requests; retry after a short wait.", adm.Alias), l)
 	}
 	if key != nil && key.rate != nil && !key.rate.lim.Allow() {
 		return rateLimited("This API key is sending too many requests; retry after a short wait.", key.rate.lim)
 	}
-	if l := p.ConcurrencyLimiter(); l != nil {
-		g, ok := l.TryAcquire()
-		if !ok {
-			return concurrencyLimited(fmt.Sprintf("The model %q has too many requests in flight; retry when one finishes.", adm.Alias))
-		}
-		adm.guards[0] = g
+	msg := fmt.Sprintf("The model %q has too many requests in flight; retry when one finishes.", adm.Alias)
+	if err := adm.takeSlot(0, p.ConcurrencyLimiter(), a.shared, msg); err != nil {
+		return err
 	}
-	if key != nil && key.conc != nil {
-		g, ok := key.conc.TryAcquire()
-		if !ok {
-			adm.guards[0].Close() // not adm.Close: the request was never counted in flight
-			return concurrencyLimited("This API key has too many requests in flight; retry when one finishes.")
+	if key != nil {
+		msg = "This API key has too many requests in flight; retry when one finishes."
+		if err := adm.takeSlot(1, key.conc, key.shared, msg); err != nil {
+			adm.release() // not adm.Close: the request was never counted in flight
+			return err
 		}
-		adm.guards[1] = g
 	}
+	return nil
+}
+
+// takeSlot takes slot i of the admission: on the local limiter l, then on
+// the shared one, when there are any.
+func (adm *Admission) takeSlot(i int, l *ConcurrencyLimiter, shared SharedConcurrency, msg string) *AdmissionError {
+	if l == nil {
+		return nil
+	}
+	g, ok := l.TryAcquire()
+	if !ok {
+		return concurrencyLimited(msg, 0)
+	}
+	adm.guards[i] = g
+	if shared == nil {
+		return nil
+	}
+	release, wait, ok := shared.TryAcquire()
+	if !ok {
+		g.Close()
+		adm.guards[i] = nil
+		return concurrencyLimited(msg, wait)
+	}
+	adm.releases[i] = release
 	return nil
 }
 
@@ -233,9 +264,14 @@ func rateLimited(msg string, l RateLimiter) *AdmissionError {
 		RetryAfter: wait}
 }
 
-func concurrencyLimited(msg string) *AdmissionError {
+// concurrencyLimited is the refusal for a concurrency limit, advising wait
+// (0: ConcurrencyRetryAfter).
+func concurrencyLimited(msg string, wait time.Duration) *AdmissionError {
+	if wait <= 0 {
+		wait = ConcurrencyRetryAfter
+	}
 	return &AdmissionError{Status: http.StatusTooManyRequests, Code: "concurrency_limit_exceeded", Type: "rate_limit_error", Message: msg,
-		RetryAfter: ConcurrencyRetryAfter}
+		RetryAfter: wait}
 }
 
 // RetryAfterSeconds formats d as a Retry-After value: whole seconds,

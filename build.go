@@ -24,6 +24,7 @@ type aliasState struct {
 	pool          *ProviderPool
 	rate          *rateState                      // the pool's, or nil
 	providerRates map[providerIdentity]*rateState // by provider identity
+	shared        SharedConcurrency               // the pool's limit across replicas, or nil
 }
 
 // rateState is a rate limiter and the parameters it was made with, so that
@@ -31,6 +32,7 @@ type aliasState struct {
 type rateState struct {
 	rps   float64
 	burst int
+	name  string // the shared limiter's name, or "" for a local one
 	lim   RateLimiter
 }
 
@@ -39,19 +41,20 @@ type keyState struct {
 	labels map[string]string
 	rate   *rateState          // nil: no per-key rate limit
 	conc   *ConcurrencyLimiter // nil: no per-key concurrency limit
+	shared SharedConcurrency   // the key's limit across replicas, or nil
 }
 
 // buildSnapshot validates cfg and turns it into pools, carrying state over
 // from old (nil: none). It changes nothing in old; on an error, it returns
 // every problem of cfg.
-func buildSnapshot(cfg *Config, old *snapshot, clock Clock) (*snapshot, error) {
+func buildSnapshot(cfg *Config, old *snapshot, clock Clock, shared SharedState) (*snapshot, error) {
 	if cfg == nil {
 		return nil, errors.New("pool: config is nil")
 	}
 	if errs, _ := validateConfig(cfg); len(errs) > 0 {
 		return nil, joinFieldErrors(errs)
 	}
-	b := &builder{clock: clock, cfg: cfg, old: old, defKeys: make(map[string]string)}
+	b := &builder{clock: clock, shared: shared, cfg: cfg, old: old, defKeys: make(map[string]string)}
 	s := &snapshot{
 		cfg:     cfg,
 		aliases: sortedKeys(cfg.Targets),
@@ -77,6 +80,7 @@ func buildSnapshot(cfg *Config, old *snapshot, clock Clock) (*snapshot, error) {
 // builder holds the work of one buildSnapshot.
 type builder struct {
 	clock   Clock
+	shared  SharedState
 	cfg     *Config
 	old     *snapshot
 	defKeys map[string]string // key-definition name -> key
@@ -96,15 +100,19 @@ func (b *builder) buildKeys(s *snapshot) {
 		if b.old != nil {
 			oldKey = b.old.keys[digest]
 		}
+		name := "key/" + sprintDigest(def.Key)
 		if def.RateLimit != nil {
 			var oldRate *rateState
 			if oldKey != nil {
 				oldRate = oldKey.rate
 			}
-			ks.rate = rateLimiter(def.RateLimit, oldRate)
+			ks.rate = b.rateLimiter(name, def.RateLimit, oldRate)
 		}
 		if def.ConcurrencyLimit != nil {
 			ks.conc = NewConcurrencyLimiterWithLimit(def.ConcurrencyLimit.MaxConcurrentRequests)
+			if b.shared != nil {
+				ks.shared = b.shared.Concurrency(name, def.ConcurrencyLimit.MaxConcurrentRequests)
+			}
 		}
 		s.keys[digest] = ks
 	}
@@ -133,7 +141,7 @@ func (b *builder) buildAlias(alias string, globalKeys []string) (*aliasState, er
 	a := &aliasState{providerRates: make(map[providerIdentity]*rateState)}
 	providers := make([]*Provider, 0, len(plan.providers))
 	for _, pp := range plan.providers {
-		providers = append(providers, b.buildProvider(pp.spec, plan, oldAlias, a))
+		providers = append(providers, b.buildProvider(alias, pp.spec, plan, oldAlias, a))
 	}
 	opts := []Option{WithRoutingRules(plan.rules...), WithTrusted(plan.trusted)}
 	if keys := append(b.resolveKeys(plan.keys), globalKeys...); len(keys) > 0 {
@@ -149,11 +157,14 @@ func (b *builder) buildAlias(alias string, globalKeys []string) (*aliasState, er
 		if oldAlias != nil {
 			oldRate = oldAlias.rate
 		}
-		a.rate = rateLimiter(plan.rate, oldRate)
+		a.rate = b.rateLimiter("alias/"+alias, plan.rate, oldRate)
 		opts = append(opts, WithRateLimiter(a.rate.lim))
 	}
 	if plan.conc != nil {
 		opts = append(opts, WithConcurrencyLimiter(NewConcurrencyLimiterWithLimit(plan.conc.MaxConcurrentRequests)))
+		if b.shared != nil {
+			a.shared = b.shared.Concurrency("alias/"+alias, plan.conc.MaxConcurrentRequests)
+		}
 	}
 	if plan.fallback != nil {
 		opts = append(opts, WithFallback(plan.fallback.config()))
@@ -174,7 +185,7 @@ func (b *builder) buildAlias(alias string, globalKeys []string) (*aliasState, er
 }
 
 // buildProvider turns one validated provider spec into a Provider.
-func (b *builder) buildProvider(spec *ProviderSpec, plan *poolPlan, oldAlias, a *aliasState) *Provider {
+func (b *builder) buildProvider(alias string, spec *ProviderSpec, plan *poolPlan, oldAlias, a *aliasState) *Provider {
 	u, _ := parseBaseURL(spec.URL) // validated
 	t := &Target{
 		URL:                      u,
@@ -203,7 +214,8 @@ func (b *builder) buildProvider(spec *ProviderSpec, plan *poolPlan, oldAlias, a 
 		if oldAlias != nil {
 			oldRate = oldAlias.providerRates[id]
 		}
-		rs := rateLimiter(spec.RateLimit, oldRate)
+		digest := sha256.Sum256([]byte(id.url + "\x00" + id.key + "\x00" + id.model))
+		rs := b.rateLimiter(fmt.Sprintf("provider/%s/%x", alias, digest[:8]), spec.RateLimit, oldRate)
 		t.RateLimiter = rs.lim
 		if _, dup := a.providerRates[id]; !dup {
 			a.providerRates[id] = rs
@@ -236,13 +248,23 @@ func mergeHeaders(pool, provider map[string]string) map[string]string {
 }
 
 // rateLimiter returns the limiter of a validated rate limit: old's, if the
-// parameters are the same, so that its tokens carry over.
-func rateLimiter(spec *RateLimitSpec, old *rateState) *rateState {
+// parameters are the same, so that its tokens carry over; a shared one,
+// under name, when the registry has shared state.
+func (b *builder) rateLimiter(name string, spec *RateLimitSpec, old *rateState) *rateState {
 	burst, _ := checkRate("", spec)
-	if old != nil && old.rps == spec.RequestsPerSecond && old.burst == burst {
+	if b.shared == nil {
+		name = ""
+	}
+	if old != nil && old.rps == spec.RequestsPerSecond && old.burst == burst && old.name == name {
 		return old
 	}
-	return &rateState{rps: spec.RequestsPerSecond, burst: burst, lim: NewRateLimiter(spec.RequestsPerSecond, burst)}
+	rs := &rateState{rps: spec.RequestsPerSecond, burst: burst, name: name}
+	if name != "" {
+		rs.lim = &sharedRateLimiter{s: b.shared.Rate(name, spec.RequestsPerSecond, burst)}
+	} else {
+		rs.lim = NewRateLimiter(spec.RequestsPerSecond, burst)
+	}
+	return rs
 }
 
 // adopt carries the live counters of the old snapshot into s.

@@ -36,6 +36,11 @@ type Config struct {
 	// HTTPPool tunes the proxy's upstream HTTP client (kept, not acted on).
 	HTTPPool *HTTPPoolSpec `json:"http_pool,omitempty"`
 
+	// SharedState is this library's extension for limits shared across
+	// replicas on Redis. The pool package keeps it; the poolredis module
+	// builds a [SharedState] from it (poolredis.FromConfig). Nil: none.
+	SharedState *SharedStateSpec `json:"shared_state,omitempty"`
+
 	// OpenResponses configures onwards' Open Responses adapter, kept as
 	// written (not acted on here).
 	OpenResponses json.RawMessage `json:"open_responses,omitempty"`
@@ -93,6 +98,23 @@ type ConcurrencyLimitSpec struct {
 	// MaxConcurrentRequests must be 0 or more; 0 refuses every request
 	// (with a warning at load, as onwards accepts it).
 	MaxConcurrentRequests int `json:"max_concurrent_requests"`
+}
+
+// SharedStateSpec is the config's "shared_state" object.
+type SharedStateSpec struct {
+	// RedisURL is where the replicas share their limits:
+	// redis://[user:password@]host:port/db or rediss:// for TLS. Required.
+	RedisURL string `json:"redis_url"`
+	// LeaseTTLMs is how long a concurrency slot outlives a replica that
+	// stopped renewing it (crashed), in ms, at least 1000. 0: 30000.
+	LeaseTTLMs int64 `json:"lease_ttl_ms,omitempty"`
+	// OnRedisError is "fail_open" (the default: each replica enforces its
+	// share of each limit, limit/replicas, while Redis is unreachable) or
+	// "fail_closed" (refuse what needs Redis).
+	OnRedisError string `json:"on_redis_error,omitempty"`
+	// Replicas is how many replicas share the limits, for fail_open's
+	// share. 0: 1, each replica enforces the whole limit.
+	Replicas int `json:"replicas,omitempty"`
 }
 
 // HTTPPoolSpec is the config's "http_pool" object (not acted on here).

@@ -225,10 +225,14 @@ const ConcurrencyRetryAfter = time.Second
 
 // RateLimitDelay returns how long until l allows one more request, for a
 // 429's Retry-After. It knows limiters that report their tokens and rate,
-// as a [*rate.Limiter] (and so [NewRateLimiter]) does; for any other
+// as a [*rate.Limiter] (and so [NewRateLimiter]) does, and the limiters of
+// a [SharedState], which tell the wait of their last refusal; for any other
 // limiter, and for a nil one, it returns 0, which callers treat as
 // "unknown". It takes no token.
 func RateLimitDelay(l RateLimiter) time.Duration {
+	if s, ok := l.(*sharedRateLimiter); ok {
+		return s.retryAfter()
+	}
 	tl, ok := l.(interface {
 		Tokens() float64
 		Limit() rate.Limit

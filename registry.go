@@ -21,6 +21,12 @@ type Registry struct {
 	// Reload; pools built before a change keep the clock they had.
 	Clock Clock
 
+	// Shared, when set, holds the config's concurrency and rate limits of
+	// aliases and keys, and the rate limits of providers, across replicas
+	// (see [SharedState]); nil: each replica has its own. Set it before
+	// the first Reload.
+	Shared SharedState
+
 	mu   sync.Mutex // serializes Reload; readers never take it
 	snap atomic.Pointer[snapshot]
 
@@ -50,7 +56,7 @@ func NewRegistry(cfg *Config) (*Registry, error) {
 func (r *Registry) Reload(cfg *Config) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	next, err := buildSnapshot(cfg, r.snap.Load(), r.Clock)
+	next, err := buildSnapshot(cfg, r.snap.Load(), r.Clock, r.Shared)
 	if err != nil {
 		return err
 	}

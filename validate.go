@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"math"
+	"net/url"
 	"reflect"
 	"strings"
 	"time"
@@ -197,6 +198,9 @@ func validateConfig(cfg *Config) ([]*FieldError, []ConfigWarning) {
 	if len(cfg.Targets) == 0 {
 		v.add(fieldErr("targets", "no aliases; a config needs at least one target"))
 	}
+	if s := cfg.SharedState; s != nil {
+		v.sharedState(s)
+	}
 	for _, alias := range sortedKeys(cfg.Targets) {
 		v.alias(alias, cfg.Targets[alias])
 	}
@@ -386,6 +390,28 @@ func (v *validator) fallbackSpec(place string, f *FallbackSpec) {
 func (v *validator) msField(place string, n int64) {
 	if n > maxMs {
 		v.add(fieldErr(place, "%d is too large; want at most %d", n, maxMs))
+	}
+}
+
+// sharedState checks the shared_state object.
+func (v *validator) sharedState(s *SharedStateSpec) {
+	u, err := url.Parse(s.RedisURL)
+	switch {
+	case s.RedisURL == "":
+		v.add(fieldErr("shared_state.redis_url", "missing; want redis://host:port/db"))
+	case err != nil:
+		v.add(fieldErr("shared_state.redis_url", "not a valid URL; want redis://host:port/db"))
+	case u.Scheme != "redis" && u.Scheme != "rediss" || u.Host == "":
+		v.add(fieldErr("shared_state.redis_url", "%q; want redis://host:port/db or rediss://", u.Redacted()))
+	}
+	if s.LeaseTTLMs != 0 && (s.LeaseTTLMs < 1000 || s.LeaseTTLMs > maxMs) {
+		v.add(fieldErr("shared_state.lease_ttl_ms", "%d; want at least 1000, or 0 for 30000", s.LeaseTTLMs))
+	}
+	if s.OnRedisError != "" && s.OnRedisError != "fail_open" && s.OnRedisError != "fail_closed" {
+		v.add(fieldErr("shared_state.on_redis_error", "%q; want \"fail_open\" or \"fail_closed\"", s.OnRedisError))
+	}
+	if s.Replicas < 0 {
+		v.add(fieldErr("shared_state.replicas", "%d is negative", s.Replicas))
 	}
 }
 

@@ -1,0 +1,66 @@
+package pool
+
+import (
+	"crypto/sha256"
+	"fmt"
+	"sync/atomic"
+	"time"
+)
+
+// SharedState holds limits that several replicas of a gateway share, so
+// that a pool limited to 50 requests in flight admits 50 across all of
+// them, not 50 each. Set it on [Registry.Shared]; the poolredis module
+// implements it on Redis. Without it, every limit is the replica's own.
+//
+// The registry asks it for one limiter per limit of the config, by a name
+// that is the same on every replica with the same config: "alias/NAME" for
+// an alias, "key/DIGEST" for a key definition (a prefix of the SHA-256 of
+// the key, never the key), "provider/ALIAS/DIGEST" for a provider's rate
+// limit. Implementations decide what happens when the shared store is
+// unreachable (poolredis: fail open to a local share, or fail closed), and
+// must be safe for simultaneous use by multiple goroutines.
+type SharedState interface {
+	// Concurrency returns the shared concurrency limit of name.
+	Concurrency(name string, limit int) SharedConcurrency
+	// Rate returns the shared token bucket of name.
+	Rate(name string, requestsPerSecond float64, burst int) SharedRate
+}
+
+// SharedConcurrency is a concurrency limit shared by replicas.
+type SharedConcurrency interface {
+	// TryAcquire takes one slot without blocking. It returns a release
+	// function, which may be called any number of times and frees the slot
+	// once, and true; or false and, when it can tell, how long until a
+	// slot may free.
+	TryAcquire() (release func(), retryAfter time.Duration, ok bool)
+}
+
+// SharedRate is a rate limit shared by replicas.
+type SharedRate interface {
+	// Allow reports whether one more request may go now, and if not, how
+	// long until one may.
+	Allow() (ok bool, retryAfter time.Duration)
+}
+
+// sharedRateLimiter adapts a SharedRate to RateLimiter, keeping the wait
+// of its last refusal for RateLimitDelay.
+type sharedRateLimiter struct {
+	s    SharedRate
+	wait atomic.Int64
+}
+
+func (l *sharedRateLimiter) Allow() bool {
+	ok, wait := l.s.Allow()
+	if !ok {
+		l.wait.Store(int64(wait))
+	}
+	return ok
+}
+
+func (l *sharedRateLimiter) retryAfter() time.Duration { return time.Duration(l.wait.Load()) }
+
+// sprintDigest is the digest part of a key's shared name.
+func sprintDigest(key string) string {
+	d := sha256.Sum256([]byte(key))
+	return fmt.Sprintf("%x", d[:8])
+}
