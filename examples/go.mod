@@ -11,6 +11,11 @@ require (
 )
 
 require (
+	github.com/dgryski/go-rendezvous v0.0.0-20200823014737-9f7001d12a5f // indirect
+	github.com/redis/go-redis/v9 v9.17.3 // indirect
+)
+
+require (
 	github.com/beorn7/perks v1.0.1 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
 	github.com/munnerz/goautoneg v0.0.0-20191010083416-a7dc8b61c822 // indirect
@@ -25,6 +30,7 @@ require (
 require (
 	github.com/coder/websocket v1.8.15 // indirect
 	github.com/onwardsgo/pool/poolprom v0.0.0
+	github.com/onwardsgo/pool/poolredis v0.0.0
 	github.com/tidwall/gjson v1.20.0 // indirect
 	github.com/tidwall/match v1.1.1 // indirect
 	github.com/tidwall/pretty v1.2.1 // indirect
@@ -37,3 +43,5 @@ require (
 replace github.com/onwardsgo/pool => ../
 
 replace github.com/onwardsgo/pool/poolprom => ../poolprom
+
+replace github.com/onwardsgo/pool/poolredis => ../poolredis

@@ -34,6 +34,7 @@ import (
 	"github.com/onwardsgo/pool"
 	"github.com/onwardsgo/pool/gateway"
 	"github.com/onwardsgo/pool/poolprom"
+	"github.com/onwardsgo/pool/poolredis"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
@@ -88,8 +89,17 @@ func run(configPath, addr string, opts pool.ParseOptions, log *slog.Logger) erro
 	} else if cfg, err = opts.Load(configPath); err != nil {
 		return err
 	}
-	reg, err := pool.NewRegistry(cfg)
+	reg := new(pool.Registry)
+	store, rdb, err := poolredis.FromConfig(cfg.SharedState, log)
 	if err != nil {
+		return err
+	}
+	if store != nil { // limits shared with the other replicas on Redis
+		defer rdb.Close()
+		defer store.Close()
+		reg.Shared = store
+	}
+	if err := reg.Reload(cfg); err != nil {
 		return err
 	}
 	logConfig(log, cfg)
@@ -221,6 +231,7 @@ func newMux(reg *pool.Registry, log *slog.Logger) *http.ServeMux {
 
 // logConfig logs what a loaded config holds that may surprise: its
 // warnings, and the fields it sets that this proxy keeps but does not act on.
+// (A changed shared_state takes effect at the next start, not on reload.)
 func logConfig(log *slog.Logger, cfg *pool.Config) {
 	for _, w := range cfg.Warnings {
 		log.Warn("config warning", "place", w.Place, "warning", w.Message)
