@@ -208,14 +208,14 @@ func (b *builder) buildProvider(alias string, spec *ProviderSpec, plan *poolPlan
 	if spec.RequestTimeoutSecs != nil {
 		t.RequestTimeout = time.Duration(*spec.RequestTimeoutSecs) * time.Second
 	}
+	id := identityOf(t)
+	name := fmt.Sprintf("provider/%s/%s", alias, sprintDigest(id.url+"\x00"+id.key+"\x00"+id.model))
 	if spec.RateLimit != nil {
-		id := identityOf(t)
 		var oldRate *rateState
 		if oldAlias != nil {
 			oldRate = oldAlias.providerRates[id]
 		}
-		digest := sha256.Sum256([]byte(id.url + "\x00" + id.key + "\x00" + id.model))
-		rs := b.rateLimiter(fmt.Sprintf("provider/%s/%x", alias, digest[:8]), spec.RateLimit, oldRate)
+		rs := b.rateLimiter(name, spec.RateLimit, oldRate)
 		t.RateLimiter = rs.lim
 		if _, dup := a.providerRates[id]; !dup {
 			a.providerRates[id] = rs
@@ -226,7 +226,11 @@ func (b *builder) buildProvider(alias string, spec *ProviderSpec, plan *poolPlan
 		weight = uint32(*spec.Weight) // validated: 0 to MaxUint32
 	}
 	if spec.ConcurrencyLimit != nil {
-		return NewProviderWithConcurrencyLimit(t, weight, spec.ConcurrencyLimit.MaxConcurrentRequests)
+		pr := NewProviderWithConcurrencyLimit(t, weight, spec.ConcurrencyLimit.MaxConcurrentRequests)
+		if b.shared != nil {
+			pr.shared = b.shared.Concurrency(name, spec.ConcurrencyLimit.MaxConcurrentRequests)
+		}
+		return pr
 	}
 	return NewProvider(t, weight)
 }

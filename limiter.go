@@ -19,9 +19,9 @@ const cacheLinePad = 128
 // limiter, the guards it hands out, and any limiter that adopts it.
 type counter struct {
 	n atomic.Int64
-	// health is the outlier state of the provider that counts here, set by
-	// a pool with outlier detection; it follows the counter across reloads.
-	health atomic.Pointer[health]
+	// ext holds what only some pools use (outlier state, shared leases);
+	// nil until one needs it. It follows the counter across reloads.
+	ext atomic.Pointer[counterExt]
 	// attempts counts the outcomes reported on selections of the provider,
 	// by Outcome, for snapshots; like the count, it survives reloads.
 	attempts [numOutcomes]atomic.Uint64
@@ -72,6 +72,36 @@ func (l *ConcurrencyLimiter) counter() *counter {
 		return c
 	}
 	return l.ctr.Load()
+}
+
+// counterExt is the part of a counter that only some pools use.
+type counterExt struct {
+	// health is the provider's outlier state, set by a pool with outlier
+	// detection.
+	health atomic.Pointer[health]
+	// leases maps the guards holding a slot across replicas to the
+	// functions that release it.
+	leases sync.Map
+}
+
+// extension returns c's counterExt, making it if need be.
+func (c *counter) extension() *counterExt {
+	if x := c.ext.Load(); x != nil {
+		return x
+	}
+	c.ext.CompareAndSwap(nil, new(counterExt))
+	return c.ext.Load()
+}
+
+// closed does what a guard's closing owes the extension: it frees the
+// probe slot and the shared lease the guard holds, if any.
+func (x *counterExt) closed(g *ConcurrencyGuard) {
+	if h := x.health.Load(); h != nil {
+		h.endProbe(g)
+	}
+	if release, ok := x.leases.LoadAndDelete(g); ok {
+		release.(func())()
+	}
 }
 
 // max returns the limit, or math.MaxInt64 when there is none, so that the
@@ -164,8 +194,8 @@ type ConcurrencyGuard struct {
 func (g *ConcurrencyGuard) Close() error {
 	if g != nil && g.done.CompareAndSwap(false, true) {
 		g.c.n.Add(-1)
-		if h := g.c.health.Load(); h != nil {
-			h.endProbe(g)
+		if x := g.c.ext.Load(); x != nil {
+			x.closed(g)
 		}
 	}
 	return nil

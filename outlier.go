@@ -132,8 +132,9 @@ func (d *detector) bind(providers []*Provider) {
 	d.hs = d.hs[:0]
 	for _, pr := range providers {
 		c := pr.limiter.counter()
-		c.health.CompareAndSwap(nil, new(health))
-		h := c.health.Load()
+		x := c.extension()
+		x.health.CompareAndSwap(nil, new(health))
+		h := x.health.Load()
 		h.det.Store(d)
 		d.hs = append(d.hs, h)
 	}

@@ -34,6 +34,7 @@ type ProviderPool struct {
 	budgetCfg   *RetryBudget      // set by WithRetryBudget
 	budget      *retryBudget      // nil: no retry budget
 	stats       *poolStats        // shared with the pools it replaces
+	hasShared   bool              // some provider's limit is shared across replicas
 }
 
 // entry is what selection reads of a provider, laid out contiguously so that
@@ -144,6 +145,7 @@ func NewProviderPool(providers []*Provider, opts ...Option) (*ProviderPool, erro
 			continue
 		}
 		pr.limiter.counter() // install it now, not on the hot path
+		p.hasShared = p.hasShared || pr.shared != nil
 		p.entries[i] = entry{lim: &pr.limiter, target: pr.Target, weight: uint64(pr.Weight), max: pr.limiter.max()}
 		if pr.Weight > 0 {
 			p.live[i/64] |= 1 << (i % 64)
@@ -214,6 +216,8 @@ func (p *ProviderPool) selectExcluding(ex *bitset, w *walk) (Selection, bool) {
 	switch {
 	case p.detect != nil:
 		return p.selectHealthy(ex, w)
+	case p.hasShared:
+		return p.selectShared(ex, w)
 	case p.strategy == Priority:
 		return p.selectPriority(ex, w)
 	}
@@ -222,6 +226,9 @@ func (p *ProviderPool) selectExcluding(ex *bitset, w *walk) (Selection, bool) {
 
 // selectAny picks a provider outside ex by the pool's strategy.
 func (p *ProviderPool) selectAny(ex *bitset, w *walk) (Selection, bool) {
+	if p.hasShared {
+		return p.selectShared(ex, w)
+	}
 	if p.strategy == Priority {
 		return p.selectPriority(ex, w)
 	}

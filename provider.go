@@ -132,6 +132,7 @@ type Provider struct {
 	Weight uint32
 
 	limiter ConcurrencyLimiter
+	shared  SharedConcurrency // the limit across replicas, or nil
 }
 
 // NewProvider returns a provider with no concurrency limit.

@@ -22,9 +22,8 @@ type Registry struct {
 	Clock Clock
 
 	// Shared, when set, holds the config's concurrency and rate limits of
-	// aliases and keys, and the rate limits of providers, across replicas
-	// (see [SharedState]); nil: each replica has its own. Set it before
-	// the first Reload.
+	// aliases, keys and providers across replicas (see [SharedState]);
+	// nil: each replica has its own. Set it before the first Reload.
 	Shared SharedState
 
 	mu   sync.Mutex // serializes Reload; readers never take it

@@ -34,7 +34,11 @@ func (s Selection) health() (*health, *detector) {
 	if s.Guard == nil {
 		return nil, nil
 	}
-	h := s.Guard.c.health.Load()
+	x := s.Guard.c.ext.Load()
+	if x == nil {
+		return nil, nil
+	}
+	h := x.health.Load()
 	if h == nil {
 		return nil, nil
 	}

@@ -15,8 +15,11 @@ import (
 // The registry asks it for one limiter per limit of the config, by a name
 // that is the same on every replica with the same config: "alias/NAME" for
 // an alias, "key/DIGEST" for a key definition (a prefix of the SHA-256 of
-// the key, never the key), "provider/ALIAS/DIGEST" for a provider's rate
-// limit. Implementations decide what happens when the shared store is
+// the key, never the key), "provider/ALIAS/DIGEST" for a provider (of its
+// URL, key and model). Selection stays local: it weighs providers by their
+// slots here plus the slots other replicas held when last seen (see
+// [SharedLoad]), then takes the slot in the shared store, which has the
+// last word. Implementations decide what happens when the shared store is
 // unreachable (poolredis: fail open to a local share, or fail closed), and
 // must be safe for simultaneous use by multiple goroutines.
 type SharedState interface {
@@ -63,4 +66,86 @@ func (l *sharedRateLimiter) retryAfter() time.Duration { return time.Duration(l.
 func sprintDigest(key string) string {
 	d := sha256.Sum256([]byte(key))
 	return fmt.Sprintf("%x", d[:8])
+}
+
+// SharedLoad is what a SharedConcurrency may also tell, so that selection
+// can weigh a provider by its load across replicas without a round trip.
+type SharedLoad interface {
+	// Others returns how many slots other replicas held when this replica
+	// last asked the shared store (at its last TryAcquire): a cached view,
+	// as fresh as this replica's traffic to the provider.
+	Others() int
+}
+
+// others returns the cached count of slots other replicas hold on s.
+func others(s SharedConcurrency) uint64 {
+	if l, ok := s.(SharedLoad); ok {
+		return uint64(max(l.Others(), 0))
+	}
+	return 0
+}
+
+// selectShared picks, by the pool's strategy, among the providers outside
+// ex, weighing each by its slots here plus the slots other replicas held
+// when last seen; then takes the slot here and, for a provider limited
+// across replicas, there too. The shared store has the last word: a
+// provider it refuses is left out and the choice made again.
+func (p *ProviderPool) selectShared(ex *bitset, w *walk) (Selection, bool) {
+	skip := ex.clone()
+	for {
+		i := p.sharedPick(skip, w)
+		if i < 0 {
+			return Selection{}, false
+		}
+		e := &p.entries[i]
+		g, ok := e.lim.tryAcquire(w)
+		if !ok {
+			skip.add(i)
+			continue
+		}
+		if s := p.providers[i].shared; s != nil {
+			release, _, ok := s.TryAcquire()
+			if !ok {
+				g.Close()
+				skip.add(i)
+				continue
+			}
+			g.c.extension().leases.Store(g, release)
+		}
+		return Selection{Index: i, Target: e.target, Guard: g}, true
+	}
+}
+
+// sharedPick returns the provider outside skip with room across replicas
+// and the lowest load/weight (priority: the first with room), ties broken
+// at random in proportion to weight; or -1.
+func (p *ProviderPool) sharedPick(skip *bitset, w *walk) int {
+	best, bestW, tieW := -1, uint64(0), uint64(0)
+	var bestLoad uint64
+	for i := range p.entries {
+		e := &p.entries[i]
+		if skip.has(i) || (e.weight == 0 && p.strategy != Priority) {
+			continue
+		}
+		load := uint64(e.lim.counter().n.Load())
+		if s := p.providers[i].shared; s != nil {
+			load += others(s)
+		}
+		if load >= uint64(e.max) {
+			continue
+		}
+		if p.strategy == Priority {
+			return i
+		}
+		switch l, r := load*bestW, bestLoad*e.weight; {
+		case best < 0 || l < r:
+			best, bestW, bestLoad, tieW = i, e.weight, load, e.weight
+		case l == r:
+			tieW += e.weight
+			if w.uint64n(tieW) < e.weight {
+				best, bestW, bestLoad = i, e.weight, load
+			}
+		}
+	}
+	return best
 }

@@ -35,6 +35,14 @@ func (m *memShared) Concurrency(name string, limit int) SharedConcurrency {
 	return &memConc{m, name, limit}
 }
 
+// Others is every slot held, since the test's replicas share one memory
+// and hold none of their own apart.
+func (c *memConc) Others() int {
+	c.s.mu.Lock()
+	defer c.s.mu.Unlock()
+	return c.s.held[c.name]
+}
+
 func (c *memConc) TryAcquire() (func(), time.Duration, bool) {
 	c.s.mu.Lock()
 	defer c.s.mu.Unlock()
@@ -130,4 +138,35 @@ func TestSharedKeyLimitRefusalReleasesThePoolSlot(t *testing.T) {
 	assert.Zero(t, shared.held["alias/chat"], "the pool slot taken before is given back")
 	p, _ := r.Pool("chat")
 	assert.Zero(t, p.ConcurrencyLimiter().Active())
+}
+
+func TestSharedProviderLimits(t *testing.T) {
+	t.Parallel()
+	shared := newMemShared()
+	doc := `{"targets": {"chat": {"strategy": "priority", "fallback": {"enabled": true}, "providers": [
+		{"url": "https://a.example.com", "concurrency_limit": {"max_concurrent_requests": 1}},
+		{"url": "https://b.example.com", "concurrency_limit": {"max_concurrent_requests": 5}}]}}}`
+	var pools []*ProviderPool
+	for range 2 {
+		r := &Registry{Shared: shared}
+		require.NoError(t, r.Reload(mustParse(t, doc)))
+		p, _ := r.Pool("chat")
+		pools = append(pools, p)
+	}
+	a, ok := pools[0].Select()
+	require.True(t, ok)
+	assert.Equal(t, 0, a.Index)
+	b, ok := pools[1].Select()
+	require.True(t, ok)
+	assert.Equal(t, 1, b.Index, "provider 0's one slot is held on the other replica")
+	a.Close()
+	a.Close()
+	c, ok := pools[1].Select()
+	require.True(t, ok)
+	assert.Equal(t, 0, c.Index, "released once on close, free for the other replica")
+	b.Close()
+	c.Close()
+	for n, held := range shared.held {
+		assert.Zero(t, held, "%s still held", n)
+	}
 }

@@ -146,8 +146,10 @@ func (pr *Provider) snapshot(i int, now time.Time) ProviderSnapshot {
 	for o := Success; o < numOutcomes; o++ {
 		ps.Attempts[o.String()] = c.attempts[o].Load()
 	}
-	if h := c.health.Load(); h != nil {
-		h.describe(&ps, now.UnixNano())
+	if x := c.ext.Load(); x != nil {
+		if h := x.health.Load(); h != nil {
+			h.describe(&ps, now.UnixNano())
+		}
 	}
 	return ps
 }

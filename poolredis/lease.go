@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/onwardsgo/pool"
@@ -48,7 +49,16 @@ type concurrency struct {
 	key   string
 	limit int
 	local *pool.ConcurrencyLimiter // the share enforced while Redis is down
+
+	own    atomic.Int64 // leases this replica holds
+	others atomic.Int64 // leases other replicas held at the last acquire
 }
+
+var _ pool.SharedLoad = (*concurrency)(nil)
+
+// Others returns the leases other replicas held at this replica's last
+// acquire: the count the acquire script returned, less this replica's own.
+func (c *concurrency) Others() int { return int(c.others.Load()) }
 
 // Concurrency returns the limit of name across replicas.
 func (s *Store) Concurrency(name string, limit int) pool.SharedConcurrency {
@@ -67,19 +77,32 @@ type lease struct {
 func (c *concurrency) TryAcquire() (func(), time.Duration, bool) {
 	l := &lease{key: c.key, member: newMember()}
 	var ok bool
+	var held int64
 	err := c.s.call(func(ctx context.Context) error {
 		res, err := acquireScript.Run(ctx, c.s.rdb, []string{c.key}, l.member, c.limit, c.s.opts.LeaseTTL.Milliseconds()).Int64Slice()
-		ok = err == nil && res[0] == 1
+		if err == nil {
+			ok, held = res[0] == 1, res[1]
+		}
 		return err
 	})
 	if err != nil {
 		return c.fallback()
 	}
+	own := c.own.Load()
+	if ok {
+		own = c.own.Add(1)
+	}
+	c.others.Store(max(held-own, 0))
 	if !ok {
 		return nil, 0, false
 	}
 	c.s.hold(l)
-	return func() { l.once.Do(func() { c.s.release(l) }) }, 0, true
+	return func() {
+		l.once.Do(func() {
+			c.own.Add(-1)
+			c.s.release(l)
+		})
+	}, 0, true
 }
 
 // fallback takes a slot while Redis is down: of the local share when

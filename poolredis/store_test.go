@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
+	"github.com/onwardsgo/pool"
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/goleak"
 )
@@ -314,4 +315,30 @@ func (be *backend) storeB(b *testing.B) (*Store, *redis.Client) {
 	s := New(rdb, Options{Prefix: "poolbench:" + newMember()[:6] + ":", Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	b.Cleanup(func() { s.Close(); rdb.Close() })
 	return s, rdb
+}
+
+func TestOthersIsTheOtherReplicasLoad(t *testing.T) {
+	b := newBackend(t, false)
+	p := prefix(t)
+	a, _ := b.store(t, p, Options{})
+	c, _ := b.store(t, p, Options{})
+	la, lc := a.Concurrency("provider/chat/x", 10), c.Concurrency("provider/chat/x", 10)
+	var releases []func()
+	for range 3 {
+		r, _, ok := la.TryAcquire()
+		mustBe(t, ok, "A takes a slot")
+		releases = append(releases, r)
+	}
+	r, _, ok := lc.TryAcquire()
+	mustBe(t, ok, "B takes a slot")
+	if got := lc.(pool.SharedLoad).Others(); got != 3 {
+		t.Fatalf("B sees %d held elsewhere, want A's 3", got)
+	}
+	if got := la.(pool.SharedLoad).Others(); got != 0 {
+		t.Fatalf("A saw %d elsewhere at its last acquire, want 0", got)
+	}
+	r()
+	for _, r := range releases {
+		r()
+	}
 }
