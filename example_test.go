@@ -208,3 +208,54 @@ func ExampleRegistry_Admit() {
 	// "sk-wrong" refused: pool: 403 invalid_api_key: The API key is not allowed to use the model "gpt-4o".
 	// ""        refused: pool: 401 invalid_api_key: The request has no API key; send one as Authorization: Bearer <key>.
 }
+
+// A snapshot shows each alias and provider as they are now, for a status
+// page or logs; it never holds a key.
+func ExampleRegistry_Snapshot() {
+	cfg, err := pool.ParseConfig([]byte(`{"targets": {"chat": {
+		"concurrency_limit": {"max_concurrent_requests": 10},
+		"providers": [{"url": "https://api.example.com/v1", "onwards_key": "sk-secret"}]}}}`))
+	if err != nil {
+		panic(err)
+	}
+	reg, _ := pool.NewRegistry(cfg)
+	adm, _ := reg.Admit("chat", "")
+	sel, _ := adm.Pool.Select()
+	sel.Report(pool.Success)
+
+	for _, p := range reg.Snapshot().Pools {
+		fmt.Printf("%s: %d/%d in flight\n", p.Alias, p.InFlight, p.Limit)
+		for _, pr := range p.Providers {
+			fmt.Printf("  %s %s in flight %d, %d successes\n", pr.Label, pr.State, pr.InFlight, pr.Attempts["success"])
+		}
+	}
+	sel.Close()
+	adm.Close()
+	// Output:
+	// chat: 1/10 in flight
+	//   0:api.example.com healthy in flight 1, 1 successes
+}
+
+// With outlier detection, a provider that fails in a row is left out for
+// a while, and its selections say so through Report.
+func ExampleWithOutlierDetection() {
+	a, _ := pool.NewTarget("https://a.example.com")
+	b, _ := pool.NewTarget("https://b.example.com")
+	p, err := pool.NewProviderPool([]*pool.Provider{pool.NewProvider(a, 1), pool.NewProvider(b, 1)},
+		pool.WithStrategy(pool.Priority),
+		pool.WithOutlierDetection(pool.OutlierDetection{ConsecutiveFailures: 2}))
+	if err != nil {
+		panic(err)
+	}
+	for i := range 4 {
+		sel, _ := p.Select()
+		fmt.Println("request", i, "->", sel.Target.URL.Host)
+		sel.Report(pool.StatusOutcome(503)) // a.example.com answers 503
+		sel.Close()
+	}
+	// Output:
+	// request 0 -> a.example.com
+	// request 1 -> a.example.com
+	// request 2 -> b.example.com
+	// request 3 -> b.example.com
+}
