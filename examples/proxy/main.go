@@ -35,6 +35,7 @@ import (
 	"github.com/onwardsgo/pool/gateway"
 	"github.com/onwardsgo/pool/poolprom"
 	"github.com/onwardsgo/pool/poolredis"
+	"github.com/onwardsgo/pool/status"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
@@ -224,7 +225,7 @@ func newMux(reg *pool.Registry, log *slog.Logger) *http.ServeMux {
 	metrics.MustRegister(poolprom.New(reg))
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(metrics, promhttp.HandlerOpts{}))
-	mux.Handle("GET /status", statusHandler(reg))
+	mux.Handle("GET /status", status.Handler(reg))
 	mux.Handle("/", &gateway.Handler{Registry: reg, Log: log})
 	return mux
 }

@@ -1,4 +1,6 @@
-package main
+// Package status serves a page of a pool.Registry's state: every alias
+// and provider with its load, limit and outlier state.
+package status
 
 import (
 	"html/template"
@@ -9,11 +11,8 @@ import (
 	"github.com/onwardsgo/pool"
 )
 
-// statusPage is the proxy's /status: every alias and provider with its
-// load, limit and state, from one registry snapshot, refreshing itself
-// every two seconds. It shows no key: labels and URLs come from the
-// snapshot, which has none.
-var statusPage = template.Must(template.New("status").Funcs(template.FuncMap{
+// page is the template of Handler's page.
+var page = template.Must(template.New("status").Funcs(template.FuncMap{
 	"limit": func(n int, ok bool) string {
 		if !ok {
 			return "∞"
@@ -74,8 +73,12 @@ func (p providerView) LoadPercent() int {
 	return min(100, 100*p.InFlight/limit)
 }
 
-// statusHandler serves the status page of reg.
-func statusHandler(reg *pool.Registry) http.Handler {
+// Handler serves an HTML page of reg's state: every alias and provider
+// with its load, limit, outlier state and outcome counts, from one
+// [pool.Registry.Snapshot], refreshing itself every two seconds. It shows
+// no key: labels and URLs come from the snapshot, which has none. Mount it
+// where only operators reach it, as GET /status, say.
+func Handler(reg *pool.Registry) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		snap := reg.Snapshot()
 		type poolView struct {
@@ -95,6 +98,6 @@ func statusHandler(reg *pool.Registry) http.Handler {
 		}
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		w.Header().Set("Cache-Control", "no-store")
-		statusPage.Execute(w, view)
+		page.Execute(w, view)
 	})
 }
