@@ -156,7 +156,7 @@ func TestTwoReplicasShareALimit(t *testing.T) {
 			break
 		}
 		require.Equal(t, http.StatusTooManyRequests, code)
-		require.Less(t, time.Since(killed), ttl+time.Second, "B must admit again within the lease TTL")
+		require.Less(t, time.Since(killed), ttl+2*time.Second, "B must admit again within the lease TTL (and the polling's slack)")
 		time.Sleep(50 * time.Millisecond) // the lease expires in Redis's time, which no event announces
 	}
 	t.Logf("B admitted again %v after A was killed (lease TTL %v)", time.Since(killed).Round(time.Millisecond), ttl)
