@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# compare.sh: the Go benchmarks of WORKLOADS.md side by side with the Rust
+# original (onwards 0.18.1's load_balancer.rs, built from rsbench), on this
+# machine, interleaved Rust, Go, Rust, and the ratio table Go/Rust.
+#
+#   bench/compare.sh            # every workload, N = 2, 4, 16, 64
+#   GO_COUNT=10 bench/compare.sh
+#
+# Needs cargo and Debian's librust-rand-dev (rsbench's README says why);
+# RSBENCH names the rsbench source (default ../shared/bench/rsbench).
+# Writes the raw runs to bench/out/ (ignored by git) and prints a Markdown
+# table: the Go median (of GO_COUNT runs), the Rust median (the mean of its
+# two runs' medians), and Go/Rust.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+src=${RSBENCH:-../shared/bench/rsbench}
+count=${GO_COUNT:-5}
+out=bench/out
+mkdir -p "$out"
+
+if ! command -v cargo >/dev/null; then
+	echo "compare.sh: cargo is not installed; it builds the Rust side" >&2
+	exit 2
+fi
+build=$(mktemp -d)
+trap 'rm -rf "$build"' EXIT
+cp -r "$src" "$build/rsbench"
+(cd "$build/rsbench" && cargo build --release -q)
+rsbench=$build/rsbench/target/release/rsbench
+
+echo "cpu: $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(nproc) cores; $(go version | cut -d' ' -f3)" | tee "$out/machine.txt"
+
+"$rsbench" > "$out/rust1.txt"
+go test -run '^$' -bench '^Benchmark(SelectClose|SelectInflight|FallbackIter|PrioritySelect)$' \
+	-benchmem -count "$count" -benchtime 200ms . > "$out/go.txt"
+go test -run '^$' -bench '^BenchmarkParallelInflight$' -cpu 2 \
+	-benchmem -count "$count" -benchtime 200ms . >> "$out/go.txt"
+"$rsbench" > "$out/rust2.txt"
+
+# Go name -> Rust name.
+awk -v count="$count" '
+function median(list,   n, a, i, j, t) {
+	n = split(list, a, " ")
+	for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] + 0 < a[i] + 0) { t = a[i]; a[i] = a[j]; a[j] = t }
+	return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+}
+BEGIN {
+	name["SelectClose"] = "select_close"; name["SelectInflight"] = "select_inflight"
+	name["FallbackIter"] = "fallback_iter"; name["PrioritySelect"] = "priority_select"
+	name["ParallelInflight"] = "parallel2_inflight"
+	order = "SelectClose SelectInflight FallbackIter PrioritySelect ParallelInflight"
+}
+FILENAME ~ /rust/ { rust[$1] = rust[$1] " " $2; next }
+/^Benchmark/ {
+	split($1, parts, "/"); sub(/^Benchmark/, "", parts[1]); sub(/-[0-9]+$/, "", parts[2])
+	key = parts[1] "/" parts[2]
+	gons[key] = gons[key] " " $3
+	for (i = 4; i < NF; i++) if ($(i + 1) == "B/op") bop[key] = $i
+}
+END {
+	print "| workload | Go ns/op | Rust ns/op | Go/Rust | Go B/op |"
+	print "|---|---|---|---|---|"
+	split(order, names, " ")
+	for (k = 1; k <= 5; k++) for (n = 1; n <= 4; n++) {
+		N = n == 1 ? 2 : n == 2 ? 4 : n == 3 ? 16 : 64
+		key = names[k] "/" N; rkey = name[names[k]] "/" N
+		if (!(key in gons) || !(rkey in rust)) continue
+		g = median(gons[key]); r = median(rust[rkey])
+		printf "| %s | %.1f | %.1f | %.2f | %s |\n", key, g, r, g / r, bop[key]
+	}
+}' "$out/rust1.txt" "$out/rust2.txt" "$out/go.txt" | tee "$out/table.md"
