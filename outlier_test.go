@@ -300,12 +300,16 @@ func TestOutlierStress(t *testing.T) {
 				if !ok {
 					continue
 				}
+				// Under the detector's lock no ejection starts, so the count
+				// read is at most the count when the read began.
+				p.detect.mu.Lock()
 				ejected := 0
 				for _, h := range p.detect.hs {
 					if h.ejected.Load() {
 						ejected++
 					}
 				}
+				p.detect.mu.Unlock()
 				if ejected > n*60/100 {
 					violations.Add(1)
 				}

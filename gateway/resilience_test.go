@@ -34,7 +34,9 @@ func TestOutlierEjectionThroughTheGateway(t *testing.T) {
 	bad := &recorder{status: 503}
 	good := &recorder{}
 	clock := fakeclock.New()
-	r := newRigClock(t, `{"targets": {"a": {"outlier_detection": {"consecutive_failures": 3},
+	// Priority puts the failing provider first, so that it fails three
+	// times in a row on every run.
+	r := newRigClock(t, `{"targets": {"a": {"strategy": "priority", "outlier_detection": {"consecutive_failures": 3},
 		"fallback": {"enabled": true, "on_status": [5]},
 		"providers": [{"url": "$BAD"}, {"url": "$GOOD"}]}}}`, map[string]http.Handler{"BAD": bad, "GOOD": good}, clock)
 	for range 30 {

@@ -19,14 +19,15 @@ import (
 )
 
 // observed is the proxy's whole mux (gateway, /metrics, /status) over a
-// config with some history: successes, an ejected provider, a refusal.
+// config with some history: successes, an ejected provider (the first by
+// priority, so that it is ejected on every run), a refusal.
 func observed(t *testing.T) (*httptest.Server, []string) {
 	t.Helper()
 	good := httptest.NewServer(&MockUpstream{Name: "good"})
 	bad := httptest.NewServer(&failing{status: http.StatusBadGateway})
 	t.Cleanup(func() { good.Close(); bad.Close() })
 	cfg, err := pool.ParseConfig([]byte(`{"targets": {
-		"gpt-4o": {"keys": ["sk-team"], "outlier_detection": {"consecutive_failures": 2},
+		"gpt-4o": {"keys": ["sk-team"], "strategy": "priority", "outlier_detection": {"consecutive_failures": 2},
 		           "concurrency_limit": {"max_concurrent_requests": 50},
 		           "fallback": {"enabled": true, "on_status": [5]},
 		           "providers": [{"url": "` + bad.URL + `/v1", "onwards_key": "sk-up-1", "concurrency_limit": {"max_concurrent_requests": 20}},
