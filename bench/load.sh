@@ -1,0 +1,157 @@
+#!/usr/bin/env bash
+# load.sh: the gateway under load beside what a user would put in front of
+# two upstreams instead: nginx (least_conn), HAProxy (leastconn) and a bare
+# httputil.ReverseProxy with round robin (the floor for a Go proxy), all on
+# this machine, the same two mock upstreams, the same load from wrk: 64
+# connections, a non-streaming chat completion, then an SSE stream of 20
+# events. Prints a Markdown table and writes bench/out/latency.png.
+#
+#   bench/load.sh                # 8 s per run
+#   DURATION=20s bench/load.sh
+#
+# Needs Debian's nginx-light, haproxy, wrk and gnuplot-nox (it installs the
+# missing ones when it can).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+duration=${DURATION:-8s}
+out=$PWD/bench/out
+mkdir -p "$out"
+work=$(mktemp -d)
+pids=()
+cleanup() {
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	wait 2>/dev/null || true
+	rm -rf "$work"
+}
+trap cleanup EXIT
+
+need=()
+for tool in nginx:nginx-light haproxy:haproxy wrk:wrk gnuplot:gnuplot-nox; do
+	command -v "${tool%%:*}" >/dev/null || need+=("${tool#*:}")
+done
+if [ ${#need[@]} -gt 0 ]; then
+	sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
+	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+free_port() {
+	local p
+	while :; do
+		p=$((20000 + RANDOM % 40000))
+		(exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
+	done
+}
+wait_port() {
+	for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return; sleep 0.05; done
+	echo "nothing listens on $1" >&2; exit 1
+}
+
+go build -o "$work/loadbench" ./bench/loadbench
+up1=$(free_port); "$work/loadbench" upstream -addr "127.0.0.1:$up1" & pids+=($!)
+up2=$(free_port); "$work/loadbench" upstream -addr "127.0.0.1:$up2" & pids+=($!)
+ups="http://127.0.0.1:$up1,http://127.0.0.1:$up2"
+rp=$(free_port); "$work/loadbench" reverseproxy -addr "127.0.0.1:$rp" -to "$ups" & pids+=($!)
+gw=$(free_port); "$work/loadbench" gateway -addr "127.0.0.1:$gw" -to "$ups" & pids+=($!)
+
+ngx=$(free_port)
+mkdir -p "$work/nginx/logs"
+cat > "$work/nginx.conf" <<CONF
+worker_processes auto;
+events { worker_connections 4096; }
+http {
+	access_log off;
+	upstream up { least_conn; server 127.0.0.1:$up1; server 127.0.0.1:$up2; keepalive 256; }
+	server {
+		listen 127.0.0.1:$ngx;
+		location / {
+			proxy_pass http://up;
+			proxy_http_version 1.1;
+			proxy_set_header Connection "";
+			proxy_buffering off;
+		}
+	}
+}
+CONF
+nginx -p "$work/nginx" -c "$work/nginx.conf" -g "daemon off; pid $work/nginx.pid; error_log stderr error;" & pids+=($!)
+
+hap=$(free_port)
+cat > "$work/haproxy.cfg" <<CONF
+global
+	maxconn 4096
+defaults
+	mode http
+	timeout connect 5s
+	timeout client 60s
+	timeout server 60s
+frontend f
+	bind 127.0.0.1:$hap
+	default_backend b
+backend b
+	balance leastconn
+	http-reuse always
+	server s1 127.0.0.1:$up1
+	server s2 127.0.0.1:$up2
+CONF
+haproxy -f "$work/haproxy.cfg" -db >/dev/null 2>&1 & pids+=($!)
+for p in $up1 $up2 $rp $gw $ngx $hap; do wait_port "$p"; done
+
+for kind in chat stream; do
+	stream=false; [ "$kind" = stream ] && stream=true
+	cat > "$work/$kind.lua" <<LUA
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = '{"model":"m","stream":$stream,"messages":[{"role":"user","content":"Hi"}]}'
+LUA
+done
+
+# run NAME PORT KIND: one wrk run, its summary appended to results.
+: > "$out/load.txt"
+run() {
+	wrk -t2 -c64 -d"$duration" --latency -s "$work/$3.lua" "http://127.0.0.1:$2/v1/chat/completions" > "$work/wrk.txt"
+	awk -v name="$1" -v kind="$3" '
+	function us(v) { if (v ~ /us$/) return v + 0; if (v ~ /ms$/) return v * 1000; if (v ~ /s$/) return v * 1000000; return v }
+	/^ +50%/ { p50 = us($2) } /^ +75%/ { p75 = us($2) } /^ +90%/ { p90 = us($2) } /^ +99%/ { p99 = us($2) }
+	/^Requests\/sec/ { rps = $2 } /Non-2xx/ { bad = $NF }
+	END { printf "%s %s %.0f %.0f %.0f %.0f %.0f %d\n", kind, name, rps, p50, p75, p90, p99, bad }' "$work/wrk.txt" >> "$out/load.txt"
+}
+for kind in chat stream; do
+	run direct "$up1" "$kind"
+	run nginx "$ngx" "$kind"
+	run haproxy "$hap" "$kind"
+	run reverseproxy "$rp" "$kind"
+	run gateway "$gw" "$kind"
+done
+left=$(curl -s "http://127.0.0.1:$gw/inflight" 2>/dev/null || echo "?")
+
+echo "cpu: $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(nproc) cores; $(go version | cut -d' ' -f3); $(nginx -v 2>&1 | cut -d/ -f2); HAProxy $(haproxy -v | head -1 | cut -d' ' -f3); wrk -t2 -c64 -d$duration"
+awk '
+{ kind[NR] = $1; name[NR] = $2; rps[NR] = $3; p50[NR] = $4; p99[NR] = $7; bad[NR] = $8
+  if ($2 == "direct") { d50[$1] = $4; d99[$1] = $7 } if ($2 == "nginx") { n50[$1] = $4 - d50[$1]; nrps[$1] = $3 } if ($2 == "reverseproxy") rprps[$1] = $3 }
+END {
+	print "| load | through | req/s | p50 | p99 | added p50 | added p99 | vs nginx req/s | vs ReverseProxy req/s |"
+	print "|---|---|---|---|---|---|---|---|---|"
+	for (i = 1; i <= NR; i++) {
+		k = kind[i]; a50 = p50[i] - d50[k]; a99 = p99[i] - d99[k]
+		vsn = nrps[k] ? sprintf("%.2f", rps[i] / nrps[k]) : "-"; vsr = rprps[k] ? sprintf("%.2f", rps[i] / rprps[k]) : "-"
+		if (name[i] == "direct") { a50s = "-"; a99s = "-"; vsn = "-"; vsr = "-" } else { a50s = sprintf("%d µs", a50); a99s = sprintf("%d µs", a99) }
+		printf "| %s | %s | %d | %d µs | %d µs | %s | %s | %s | %s |%s\n", k, name[i], rps[i], p50[i], p99[i], a50s, a99s, vsn, vsr, bad[i] ? " " bad[i] " non-2xx" : ""
+	}
+}' "$out/load.txt" | tee "$out/load.md"
+echo "requests and slots in flight in the gateway after the runs: $left"
+
+# Latency percentiles of the chat load through each, as a PNG.
+awk '$1 == "chat" { print $2, $4 / 1000, $5 / 1000, $6 / 1000, $7 / 1000 }' "$out/load.txt" > "$work/plot.dat"
+gnuplot <<PLOT
+set terminal pngcairo size 900,480 font "sans,11" noenhanced
+set output "$out/latency.png"
+set title "Chat completion latency through each proxy, 64 connections (wrk), two mock upstreams"
+set ylabel "ms"
+set style data histograms
+set style histogram clustered gap 1
+set style fill solid 0.85 border -1
+set key top left
+set grid ytics
+set yrange [0:*]
+plot "$work/plot.dat" using 2:xtic(1) title "p50", "" using 3 title "p75", "" using 4 title "p90", "" using 5 title "p99"
+PLOT
+echo "wrote bench/out/latency.png"
