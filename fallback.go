@@ -177,9 +177,9 @@ func (it *SelectIter) passDone() bool {
 // Backoff returns how long to wait before the next attempt: the pool's
 // fallback Backoff for this retry, trimmed so that the walk's waits stay
 // within MaxTotalBackoff, and counted towards it. It returns 0 before the
-// first attempt, after the last, and when the pool has no backoff. Call it after closing
-// the failed attempt's selection and before Next; wait with the request's
-// context, and give up rather than wait past its deadline.
+// first attempt, after the last, and when the pool has no backoff. Call it
+// after closing the failed attempt's selection and before Next; wait with
+// the request's context, and give up rather than wait past its deadline.
 func (it *SelectIter) Backoff() time.Duration {
 	p := it.pool
 	if p == nil || !p.hasFallback || it.tries == 0 || it.left <= 0 {

@@ -229,10 +229,10 @@ func (v *validator) keyDefinitions() {
 		v.defKeys[name] = true
 		if def.Key == "" {
 			v.add(fieldErr(place+".key", "missing; a key definition needs the key it describes"))
-		} else if other, dup := seen[sha256.Sum256([]byte(def.Key))]; dup {
-			v.add(fieldErr(place+".key", "the same key as %s; a key has one definition", other))
+		} else if digest := sha256.Sum256([]byte(def.Key)); seen[digest] != "" {
+			v.add(fieldErr(place+".key", "the same key as %s; a key has one definition", seen[digest]))
 		} else {
-			seen[sha256.Sum256([]byte(def.Key))] = place
+			seen[digest] = place
 		}
 		if def.RateLimit != nil {
 			_, err := checkRate(place+".rate_limit", def.RateLimit)

@@ -59,10 +59,9 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, req *request) 
 		if !fellBack {
 			break
 		}
-		if err := sleep(r.Context(), clock, a.Backoff); err != nil {
-			if r.Context().Err() != nil && !errors.Is(err, context.DeadlineExceeded) {
-				return // the client has left
-			}
+		if err := sleep(r.Context(), clock, a.Backoff); errors.Is(err, context.Canceled) {
+			return // the client has left
+		} else if err != nil {
 			break // no time left for another attempt: answer with this one
 		}
 	}
