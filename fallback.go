@@ -86,7 +86,7 @@ type SelectIter struct {
 	replace   bool          // weighted_random may yield a provider again
 	multiPass bool          // a tried-out pass starts again
 	slept     time.Duration // backoff handed out so far
-	walk      walk          // the walk's own random numbers and guards
+	walk      walk          // the walk's own random numbers
 }
 
 // SelectIter returns a new walk over the pool for one request.
@@ -110,7 +110,6 @@ func (p *ProviderPool) newSelectIter() SelectIter {
 		left:      left,
 		replace:   p.hasFallback && p.fallback.WithReplacement && p.strategy == WeightedRandom,
 		multiPass: p.hasFallback && p.fallback.MaxAttempts > 0,
-		walk:      walk{want: left},
 	}
 }
 

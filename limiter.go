@@ -17,15 +17,47 @@ const cacheLinePad = 128
 
 // counter is one in-flight count. It is shared, by pointer, between a
 // limiter, the guards it hands out, and any limiter that adopts it.
+//
+// It counts slots taken and slots released rather than slots held, so that
+// taking a slot also draws a ticket, unique to that slot, that names its
+// guard in the counter's current guard block: one atomic add does both.
 type counter struct {
-	n atomic.Int64
+	taken    atomic.Int64 // slots ever taken; the next ticket
+	released atomic.Int64 // slots ever released
+	// blk is the guard block for the tickets of its base onwards.
+	blk atomic.Pointer[guardBlock]
 	// ext holds what only some pools use (outlier state, shared leases);
 	// nil until one needs it. It follows the counter across reloads.
 	ext atomic.Pointer[counterExt]
 	// attempts counts the outcomes reported on selections of the provider,
 	// by Outcome, for snapshots; like the count, it survives reloads.
 	attempts [numOutcomes]atomic.Uint64
-	_        [cacheLinePad - 16 - 8*numOutcomes]byte
+	_        [cacheLinePad - 32 - 8*numOutcomes]byte
+}
+
+// inFlight returns the slots held now. It reads released before taken, so
+// a release racing with the read can only make the figure high, never low
+// or negative: a limit checked against it is never exceeded.
+func (c *counter) inFlight() int64 {
+	r := c.released.Load()
+	return c.taken.Load() - r
+}
+
+// take takes a slot if fewer than limit are held and returns its ticket.
+func (c *counter) take(limit int64) (ticket int64, ok bool) {
+	if limit == math.MaxInt64 {
+		return c.taken.Add(1) - 1, true
+	}
+	for {
+		r := c.released.Load()
+		t := c.taken.Load()
+		if t-r >= limit {
+			return 0, false
+		}
+		if c.taken.CompareAndSwap(t, t+1) {
+			return t, true
+		}
+	}
 }
 
 // ConcurrencyLimiter counts work in flight and, when it has a limit, refuses
@@ -117,37 +149,23 @@ func (l *ConcurrencyLimiter) max() int64 {
 // the slot and true, or nil and false when the limiter is at its limit.
 // Close the guard to release the slot.
 func (l *ConcurrencyLimiter) TryAcquire() (*ConcurrencyGuard, bool) {
-	return l.tryAcquire(nil)
-}
-
-// tryAcquire is TryAcquire with the guard taken from w (nil: the shared
-// blocks).
-func (l *ConcurrencyLimiter) tryAcquire(w *walk) (*ConcurrencyGuard, bool) {
 	c := l.counter()
-	if !l.limited {
-		c.n.Add(1)
-		return w.guard(c), true
+	t, ok := c.take(l.max())
+	if !ok {
+		return nil, false
 	}
-	for {
-		n := c.n.Load()
-		if n >= l.limit {
-			return nil, false
-		}
-		if c.n.CompareAndSwap(n, n+1) {
-			return w.guard(c), true
-		}
-	}
+	return c.guard(t), true
 }
 
 // AtCapacity reports whether the limiter would refuse a TryAcquire now. A
 // limiter without a limit is never at capacity.
 func (l *ConcurrencyLimiter) AtCapacity() bool {
-	return l.limited && l.counter().n.Load() >= l.limit
+	return l.limited && l.counter().inFlight() >= l.limit
 }
 
 // Active returns the number of slots held now.
 func (l *ConcurrencyLimiter) Active() int {
-	return int(l.counter().n.Load())
+	return int(l.counter().inFlight())
 }
 
 // Limit returns the limit and true, or 0 and false for a limiter without one.
@@ -171,61 +189,6 @@ func (l *ConcurrencyLimiter) AdoptActiveCounter(old *ConcurrencyLimiter) {
 		return
 	}
 	l.ctr.Store(old.counter())
-}
-
-// ConcurrencyGuard holds one slot of a [ConcurrencyLimiter] until it is closed.
-//
-// Close may be called by multiple goroutines simultaneously; the first call
-// releases the slot and every later call does nothing. The slot is released
-// into the counter it was taken from, even if that counter has since been
-// adopted by a limiter of a newer pool.
-//
-// Guards are handed out from blocks of 32, so that taking one does not
-// allocate; a guard still referenced keeps its block (512 bytes) alive.
-type ConcurrencyGuard struct {
-	c     *counter
-	done  atomic.Bool
-	panic bool // chosen in outlier detection's panic mode (fits the padding)
-}
-
-// Close releases the guard's slot exactly once. Later calls, concurrent calls
-// and calls on a nil guard do nothing. It always returns nil; it returns an
-// error only to satisfy [io.Closer].
-func (g *ConcurrencyGuard) Close() error {
-	if g != nil && g.done.CompareAndSwap(false, true) {
-		g.c.n.Add(-1)
-		if x := g.c.ext.Load(); x != nil {
-			x.closed(g)
-		}
-	}
-	return nil
-}
-
-// guardsPerBlock is how many guards one allocation provides.
-const guardsPerBlock = 32
-
-// guardBlock is a run of fresh guards not yet handed out. Blocks are kept
-// per P by a sync.Pool, so taking a guard needs neither an allocation nor an
-// atomic operation most of the time. A guard is handed out once and never
-// reused, so Close keeps its exactly-once promise; a block is freed by the
-// garbage collector once none of its guards is referenced.
-type guardBlock struct {
-	free []ConcurrencyGuard
-}
-
-var guardBlocks = sync.Pool{New: func() any { return new(guardBlock) }}
-
-// newGuard returns a fresh guard holding a slot of c.
-func newGuard(c *counter) *ConcurrencyGuard {
-	b := guardBlocks.Get().(*guardBlock)
-	if len(b.free) == 0 {
-		b.free = make([]ConcurrencyGuard, guardsPerBlock)
-	}
-	g := &b.free[0]
-	b.free = b.free[1:]
-	guardBlocks.Put(b)
-	g.c = c
-	return g
 }
 
 // RateLimiter decides whether one more request may go now. It is the subset of

@@ -243,7 +243,7 @@ func (p *ProviderPool) selectWeighted(ex *bitset, w *walk) (Selection, bool) {
 			return Selection{}, false
 		}
 		e := &p.entries[i]
-		if g, ok := e.lim.tryAcquire(w); ok {
+		if g, ok := e.lim.TryAcquire(); ok {
 			return Selection{Index: i, Target: e.target, Guard: g}, true
 		}
 		// The provider filled up between the scan and the acquire: choose
@@ -259,7 +259,7 @@ func (p *ProviderPool) selectPriority(ex *bitset, w *walk) (Selection, bool) {
 			continue
 		}
 		e := &p.entries[i]
-		if g, ok := e.lim.tryAcquire(w); ok {
+		if g, ok := e.lim.TryAcquire(); ok {
 			return Selection{Index: i, Target: e.target, Guard: g}, true
 		}
 	}
@@ -350,7 +350,7 @@ func (s *score) scan(entries []entry, m uint64) (mask, weight uint64, better boo
 	for ; m != 0; m &= m - 1 {
 		j := bits.TrailingZeros64(m)
 		e := &entries[j]
-		n := e.lim.ctr.Load().n.Load()
+		n := e.lim.ctr.Load().inFlight()
 		if n >= e.max {
 			continue
 		}

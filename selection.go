@@ -31,10 +31,11 @@ func (s Selection) Panic() bool {
 // health returns the outlier state of the selection's provider, and the
 // detector it answers to, or nils without outlier detection.
 func (s Selection) health() (*health, *detector) {
-	if s.Guard == nil {
+	c := s.Guard.counter()
+	if c == nil {
 		return nil, nil
 	}
-	x := s.Guard.c.ext.Load()
+	x := c.ext.Load()
 	if x == nil {
 		return nil, nil
 	}
@@ -50,10 +51,11 @@ func (s Selection) health() (*health, *detector) {
 // has it, acts on it (see [OutlierDetection] and [StatusOutcome]). Report
 // once, before Close.
 func (s Selection) Report(o Outcome) {
-	if s.Guard == nil || !o.valid() {
+	c := s.Guard.counter()
+	if c == nil || !o.valid() {
 		return
 	}
-	s.Guard.c.attempts[o].Add(1)
+	c.attempts[o].Add(1)
 	if h, d := s.health(); d != nil {
 		d.report(h, s.Guard, o)
 	}

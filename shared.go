@@ -98,7 +98,7 @@ func (p *ProviderPool) selectShared(ex *bitset, w *walk) (Selection, bool) {
 			return Selection{}, false
 		}
 		e := &p.entries[i]
-		g, ok := e.lim.tryAcquire(w)
+		g, ok := e.lim.TryAcquire()
 		if !ok {
 			skip.add(i)
 			continue
@@ -110,7 +110,7 @@ func (p *ProviderPool) selectShared(ex *bitset, w *walk) (Selection, bool) {
 				skip.add(i)
 				continue
 			}
-			g.c.extension().leases.Store(g, release)
+			g.counter().extension().leases.Store(g, release)
 		}
 		return Selection{Index: i, Target: e.target, Guard: g}, true
 	}
@@ -127,7 +127,7 @@ func (p *ProviderPool) sharedPick(skip *bitset, w *walk) int {
 		if skip.has(i) || (e.weight == 0 && p.strategy != Priority) {
 			continue
 		}
-		load := uint64(e.lim.counter().n.Load())
+		load := uint64(e.lim.counter().inFlight())
 		if s := p.providers[i].shared; s != nil {
 			load += others(s)
 		}

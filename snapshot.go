@@ -140,7 +140,7 @@ func (pr *Provider) snapshot(i int, now time.Time) ProviderSnapshot {
 	ps := ProviderSnapshot{
 		Index: i, Label: fmt.Sprintf("%d:%s", i, pr.Target.URL.Host), URL: u.String(),
 		UpstreamModel: pr.Target.UpstreamModel, Weight: pr.Weight,
-		InFlight: int(c.n.Load()), State: StateHealthy, Attempts: map[string]uint64{},
+		InFlight: int(c.inFlight()), State: StateHealthy, Attempts: map[string]uint64{},
 	}
 	ps.Limit, ps.Limited = pr.limiter.Limit()
 	for o := Success; o < numOutcomes; o++ {

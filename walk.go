@@ -7,50 +7,48 @@ import (
 
 // walk is what one fallback walk keeps between its selections so that each
 // costs less than a lone Select: a random source of its own, seeded once
-// from math/rand/v2, and a block of guards sized to the attempts left. The
-// zero value is ready; a nil *walk uses the shared sources.
+// from math/rand/v2. The zero value is ready; a nil *walk uses the shared
+// source.
 type walk struct {
-	rng    uint64             // wyrand state
-	seeded bool               // whether rng has been seeded
-	guards []ConcurrencyGuard // fresh guards not yet handed out
-	want   int                // at most how many more guards the walk needs
+	rng    uint64 // wyrand state
+	seeded bool   // whether rng has been seeded
 }
 
 // uint64n returns a uniform random number in [0, n), n > 0.
 func (w *walk) uint64n(n uint64) uint64 {
 	if w == nil {
-		return rand.Uint64N(n)
+		return boundedRand(rand.Uint64, n)
 	}
 	if !w.seeded {
 		w.rng, w.seeded = rand.Uint64(), true
 	}
-	// Lemire's multiply-shift with rejection: exactly uniform.
-	for {
-		w.rng += 0xa0761d6478bd642f // wyrand (Wang Yi), a 64-bit generator that passes BigCrush
-		hi, lo := bits.Mul64(w.rng, w.rng^0xe7037ed1a0b428db)
-		hi, lo = bits.Mul64(hi^lo, n)
-		if lo >= n || lo >= -n%n {
-			return hi
+	return boundedRand(w.next, n)
+}
+
+// next steps the walk's wyrand (Wang Yi), a 64-bit generator that passes
+// BigCrush, and returns its output.
+func (w *walk) next() uint64 {
+	w.rng += 0xa0761d6478bd642f
+	hi, lo := bits.Mul64(w.rng, w.rng^0xe7037ed1a0b428db)
+	return hi ^ lo
+}
+
+// boundedRand returns a uniform random number in [0, n), n > 0, from the
+// uniform 64-bit numbers of src, by Lemire's multiply-shift with
+// rejection: exactly uniform, and almost always one number of src. It is
+// math/rand/v2's Uint64N without the method call on a global source.
+func boundedRand(src func() uint64, n uint64) uint64 {
+	hi, lo := bits.Mul64(src(), n)
+	if lo < n {
+		thresh := -n % n
+		for lo < thresh {
+			hi, lo = bits.Mul64(src(), n)
 		}
 	}
+	return hi
 }
 
 // float64 returns a uniform random number in [0, 1).
 func (w *walk) float64() float64 {
 	return float64(w.uint64n(1<<53)) / (1 << 53)
-}
-
-// guard returns a fresh guard holding a slot of c.
-func (w *walk) guard(c *counter) *ConcurrencyGuard {
-	if w == nil {
-		return newGuard(c)
-	}
-	if len(w.guards) == 0 {
-		w.guards = make([]ConcurrencyGuard, min(max(w.want, 1), guardsPerBlock))
-	}
-	g := &w.guards[0]
-	w.guards = w.guards[1:]
-	w.want--
-	g.c = c
-	return g
 }

@@ -1,0 +1,118 @@
+package pool
+
+import (
+	"sync/atomic"
+	"unsafe"
+)
+
+// ConcurrencyGuard holds one slot of a [ConcurrencyLimiter] until it is closed.
+//
+// Close may be called by multiple goroutines simultaneously; the first call
+// releases the slot and every later call does nothing. The slot is released
+// into the counter it was taken from, even if that counter has since been
+// adopted by a limiter of a newer pool. The zero value holds no slot, and
+// closing it does nothing.
+//
+// A guard is 8 bytes, handed out from a block of 62 that the counter keeps,
+// so that taking one does not allocate; a guard still referenced keeps its
+// block (512 bytes) alive. A guard is handed out once and never reused.
+type ConcurrencyGuard struct {
+	done  atomic.Bool
+	pos   uint16 // 1 + the guard's index in its block; 0: the zero value
+	panic bool   // chosen in outlier detection's panic mode
+}
+
+// Close releases the guard's slot exactly once. Later calls, concurrent calls
+// and calls on a nil or zero guard do nothing. It always returns nil; it
+// returns an error only to satisfy [io.Closer].
+func (g *ConcurrencyGuard) Close() error {
+	if g != nil && g.pos != 0 && g.done.CompareAndSwap(false, true) {
+		c := g.counter()
+		c.released.Add(1)
+		if x := c.ext.Load(); x != nil {
+			x.closed(g)
+		}
+	}
+	return nil
+}
+
+// counter returns the counter g holds a slot of, or nil for a nil or zero
+// guard.
+//
+// A guard does not store it: the guards of a block share one pointer, in
+// the block's header, which a guard finds from its own address and
+// position. That keeps a guard to 8 bytes with no pointer in it, so the
+// blocks cost the garbage collector little, and handing one out writes no
+// pointer.
+func (g *ConcurrencyGuard) counter() *counter {
+	if g == nil || g.pos == 0 {
+		return nil
+	}
+	back := guardsOffset + uintptr(g.pos-1)*unsafe.Sizeof(*g)
+	return (*guardHeader)(unsafe.Add(unsafe.Pointer(g), -int(back))).c
+}
+
+// guardHeader starts every run of guards: guardBlock and guardSingle.
+type guardHeader struct {
+	c    *counter
+	base int64 // the ticket of the run's first guard
+}
+
+// guardsPerBlock is how many guards one allocation provides: with the
+// header, 62 guards of 8 bytes fill a 512-byte size class.
+const guardsPerBlock = 62
+
+// guardBlock holds the guards of the tickets base to base+guardsPerBlock-1
+// of one counter. Each ticket is drawn once, so each guard is handed out
+// once and never reused, and Close keeps its exactly-once promise; a block
+// is freed by the garbage collector once none of its guards is referenced.
+type guardBlock struct {
+	guardHeader
+	guards [guardsPerBlock]ConcurrencyGuard
+}
+
+// guardSingle is a run of one guard, for a ticket that misses the
+// counter's current block.
+type guardSingle struct {
+	guardHeader
+	guard ConcurrencyGuard
+}
+
+// guardsOffset is where a run's guards start. ConcurrencyGuard.counter
+// relies on it being the same in both runs; the array below fails to
+// compile otherwise.
+const guardsOffset = unsafe.Offsetof(guardBlock{}.guards)
+
+var _ [0]struct{} = [guardsOffset - unsafe.Offsetof(guardSingle{}.guard)]struct{}{}
+
+// newGuardBlock returns the block of c for the tickets from base.
+func newGuardBlock(c *counter, base int64) *guardBlock {
+	b := &guardBlock{guardHeader: guardHeader{c: c, base: base}}
+	for i := range b.guards {
+		b.guards[i].pos = uint16(i + 1)
+	}
+	return b
+}
+
+// guard returns the guard of ticket t, a slot of c just taken. The guard
+// comes from c's current block when t falls in it. The holder of the first
+// ticket of a block's range makes that block; the few tickets drawn before
+// it is in place, or after it has been replaced, get a guard of their own.
+// Taking a guard thus needs no lock and, most of the time, neither an
+// allocation nor an atomic operation beyond the one that drew t.
+func (c *counter) guard(t int64) *ConcurrencyGuard {
+	b := c.blk.Load()
+	if b != nil {
+		if i := uint64(t - b.base); i < guardsPerBlock {
+			return &b.guards[i]
+		}
+	}
+	if t%guardsPerBlock != 0 {
+		s := &guardSingle{guardHeader: guardHeader{c: c, base: t}}
+		s.guard.pos = 1
+		return &s.guard
+	}
+	nb := newGuardBlock(c, t)
+	c.blk.CompareAndSwap(b, nb) // lost: a newer block is in place; keep it
+	return &nb.guards[0]
+}
