@@ -35,15 +35,23 @@ type counter struct {
 	_        [cacheLinePad - 32 - 8*numOutcomes]byte
 }
 
-// inFlight returns the slots held now. It reads released before taken, so
-// a release racing with the read can only make the figure high, never low
-// or negative: a limit checked against it is never exceeded.
+// inFlight returns the slots held now. Between its two reads of released
+// nothing was released, so taken minus released was the count at the
+// moment taken was read: never above the true count, nor below it.
 func (c *counter) inFlight() int64 {
-	r := c.released.Load()
-	return c.taken.Load() - r
+	for {
+		r := c.released.Load()
+		t := c.taken.Load()
+		if c.released.Load() == r {
+			return t - r
+		}
+	}
 }
 
 // take takes a slot if fewer than limit are held and returns its ticket.
+// It refuses only on a count read as inFlight reads it, so a release racing
+// with it never causes a refusal; and the CAS succeeds only if no slot was
+// taken since, so limit is never exceeded.
 func (c *counter) take(limit int64) (ticket int64, ok bool) {
 	if limit == math.MaxInt64 {
 		return c.taken.Add(1) - 1, true
@@ -52,7 +60,10 @@ func (c *counter) take(limit int64) (ticket int64, ok bool) {
 		r := c.released.Load()
 		t := c.taken.Load()
 		if t-r >= limit {
-			return 0, false
+			if c.released.Load() == r {
+				return 0, false
+			}
+			continue // a slot was released meanwhile: look again
 		}
 		if c.taken.CompareAndSwap(t, t+1) {
 			return t, true
@@ -189,7 +200,14 @@ func (l *ConcurrencyLimiter) AdoptActiveCounter(old *ConcurrencyLimiter) {
 		return
 	}
 	l.ctr.Store(old.counter())
+	counterMoves.Add(1)
 }
+
+// counterMoves counts the adoptions of counters by limiters. A pool keeps
+// its providers' counters at hand for the scan, and looks again when this
+// has moved: a Provider may belong to several pools, and one of them
+// adopting changes what the others must read.
+var counterMoves atomic.Uint64
 
 // RateLimiter decides whether one more request may go now. It is the subset of
 // [*rate.Limiter] that this package uses, so a *rate.Limiter of

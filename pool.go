@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/bits"
 	"slices"
+	"sync/atomic"
 )
 
 // ProviderPool is the set of providers behind one model alias, with the
@@ -20,6 +21,7 @@ type ProviderPool struct {
 	providers   []*Provider
 	entries     []entry  // the hot-path view of providers, same order
 	live        []uint64 // bit i%64 of live[i/64]: provider i has weight > 0
+	cum         []uint64 // cum[i]: the weight of providers i&^63 to i
 	keys        *KeySet
 	rateLimiter RateLimiter
 	concurrency *ConcurrencyLimiter
@@ -34,13 +36,15 @@ type ProviderPool struct {
 	budgetCfg   *RetryBudget      // set by WithRetryBudget
 	budget      *retryBudget      // nil: no retry budget
 	stats       *poolStats        // shared with the pools it replaces
+	moves       atomic.Uint64     // counterMoves when entries' counters were read
 	hasShared   bool              // some provider's limit is shared across replicas
 }
 
 // entry is what selection reads of a provider, laid out contiguously so that
 // the scan touches one slice and the providers' counters.
 type entry struct {
-	lim    *ConcurrencyLimiter // &provider.limiter; its counter may be adopted
+	ctr    atomic.Pointer[counter] // lim's counter, as of p.moves
+	lim    *ConcurrencyLimiter     // &provider.limiter; its counter may be adopted
 	target *Target
 	weight uint64
 	max    int64 // the concurrency limit, or math.MaxInt64 for none
@@ -137,8 +141,10 @@ func NewProviderPool(providers []*Provider, opts ...Option) (*ProviderPool, erro
 		opt(p)
 	}
 	p.providers = slices.Clone(providers)
+	p.moves.Store(counterMoves.Load()) // before the counters are read
 	p.entries = make([]entry, len(providers))
 	p.live = make([]uint64, (len(providers)+63)/64)
+	p.cum = make([]uint64, len(providers))
 	for i, pr := range providers {
 		if err := checkProvider(fmt.Sprintf("providers[%d]", i), pr); err != nil {
 			errs = append(errs, err)
@@ -147,8 +153,13 @@ func NewProviderPool(providers []*Provider, opts ...Option) (*ProviderPool, erro
 		pr.limiter.counter() // install it now, not on the hot path
 		p.hasShared = p.hasShared || pr.shared != nil
 		p.entries[i] = entry{lim: &pr.limiter, target: pr.Target, weight: uint64(pr.Weight), max: pr.limiter.max()}
+		p.entries[i].ctr.Store(pr.limiter.counter())
 		if pr.Weight > 0 {
 			p.live[i/64] |= 1 << (i % 64)
+		}
+		p.cum[i] = uint64(pr.Weight)
+		if i%64 != 0 {
+			p.cum[i] += p.cum[i-1]
 		}
 	}
 	if !p.strategy.valid() {
@@ -213,6 +224,9 @@ func (p *ProviderPool) selectExcluding(ex *bitset, w *walk) (Selection, bool) {
 	if p == nil {
 		return Selection{}, false
 	}
+	if m := counterMoves.Load(); m != p.moves.Load() {
+		p.rereadCounters(m)
+	}
 	switch {
 	case p.detect != nil:
 		return p.selectHealthy(ex, w)
@@ -222,6 +236,16 @@ func (p *ProviderPool) selectExcluding(ex *bitset, w *walk) (Selection, bool) {
 		return p.selectPriority(ex, w)
 	}
 	return p.selectWeighted(ex, w)
+}
+
+// rereadCounters brings the entries' counters up to date after some
+// limiter adopted a counter; m is counterMoves, read before them.
+func (p *ProviderPool) rereadCounters(m uint64) {
+	for i := range p.entries {
+		e := &p.entries[i]
+		e.ctr.Store(e.lim.counter())
+	}
+	p.moves.Store(m)
 }
 
 // selectAny picks a provider outside ex by the pool's strategy.
@@ -281,7 +305,7 @@ func (p *ProviderPool) selectPriority(ex *bitset, w *walk) (Selection, bool) {
 // provider picked with probability weight/total.
 func (p *ProviderPool) leastLoaded(ex *bitset, w *walk) int {
 	var (
-		best                 score
+		best                 = noScore
 		pickBase             int    // index of bit 0 of pickMask
 		pickMask, pickWeight uint64 // the ties picked so far, and their weight
 		tieWeight            uint64 // the weight of all ties at the best score
@@ -307,6 +331,9 @@ func (p *ProviderPool) leastLoaded(ex *bitset, w *walk) int {
 		return pickBase + bits.TrailingZeros64(pickMask)
 	}
 	r := w.uint64n(pickWeight)
+	if pickMask == p.live[pickBase>>6] {
+		return pickBase + p.searchWord(pickBase, r)
+	}
 	for m := pickMask; ; m &= m - 1 {
 		j := bits.TrailingZeros64(m)
 		w := p.entries[pickBase+j].weight
@@ -317,69 +344,108 @@ func (p *ProviderPool) leastLoaded(ex *bitset, w *walk) int {
 	}
 }
 
-// compareWide compares a/w with b/v exactly for any 64-bit counts, by
-// cross-multiplying in 128 bits, and returns two numbers that compare the
-// same way (0,1 for less, 0,0 for equal, 1,0 for greater).
-//
-//go:noinline
-func compareWide(a, w, b, v uint64) (l, r uint64) {
-	lhi, llo := bits.Mul64(a, v)
-	rhi, rlo := bits.Mul64(b, w)
-	switch {
-	case lhi < rhi || lhi == rhi && llo < rlo:
-		return 0, 1
-	case lhi == rhi && llo == rlo:
-		return 0, 0
+// searchWord returns the j for which provider base+j holds the point r of
+// the weights of the providers base to base+63, laid end to end: the
+// least j with cum[base+j] > r. Providers of weight 0 hold no point, so it
+// is never one of them. It is the tie-break when every provider of a word
+// with weight ties, as all do in an idle pool: a binary search, where a
+// walk over the ties would take a step per provider.
+func (p *ProviderPool) searchWord(base int, r uint64) int {
+	cum := p.cum[base:min(base+64, len(p.cum))]
+	lo, hi := 0, len(cum)-1 // cum[hi] > r: it is the word's total
+	for lo < hi {
+		mid := int(uint(lo+hi) >> 1)
+		if cum[mid] > r {
+			hi = mid
+		} else {
+			lo = mid + 1
+		}
 	}
-	return 1, 0
+	return lo
 }
 
 // score is the best in-flight/weight seen so far, as the fraction
-// active/weight; weight 0 means none yet.
+// active/weight. Its zero value is not a score; start from noScore.
 type score struct {
 	active, weight uint64
 }
 
+// noScore scores worse than any provider: 1/0, an infinite load, which
+// cross-multiplying ranks above every a/w with w > 0.
+var noScore = score{active: 1}
+
 // scan visits the providers of entries whose bits are set in m (at most the
 // first 64) and returns the mask and total weight of those tied at the best
 // score, lowering s when one scores better; better reports whether it did.
-// It is a function of its own so that the hot loop has the registers to
-// itself.
+//
+// Weights are 32-bit, so while counts stay below 2^32 the cross-products
+// fit in 64 bits: that is this loop, kept small enough for the registers.
+// A count past that hands the word to scanWide.
 func (s *score) scan(entries []entry, m uint64) (mask, weight uint64, better bool) {
-	best := *s
-	for ; m != 0; m &= m - 1 {
-		j := bits.TrailingZeros64(m)
+	bestA, bestW := s.active, s.weight
+	if bestA>>32 != 0 {
+		return s.scanWide(entries, m)
+	}
+	for todo := m; todo != 0; todo &= todo - 1 {
+		j := bits.TrailingZeros64(todo)
 		e := &entries[j]
-		n := e.lim.ctr.Load().inFlight()
+		n := e.ctr.Load().inFlight()
 		if n >= e.max {
 			continue
 		}
 		active := uint64(n)
-		if best.weight == 0 {
-			best = score{active, e.weight}
-			mask, weight, better = 1<<j, e.weight, true
+		if active>>32 != 0 {
+			return s.scanWide(entries, m)
+		}
+		l, r := active*bestW, bestA*e.weight // active/e.weight against best
+		if l <= r {
+			if l < r {
+				bestA, bestW, mask, weight, better = active, e.weight, 0, 0, true
+			}
+			mask |= 1 << j
+			weight += e.weight
+		}
+	}
+	s.active, s.weight = bestA, bestW
+	return mask, weight, better
+}
+
+// scanWide is scan for any 64-bit counts, comparing in 128 bits.
+func (s *score) scanWide(entries []entry, m uint64) (mask, weight uint64, better bool) {
+	best := *s
+	for ; m != 0; m &= m - 1 {
+		j := bits.TrailingZeros64(m)
+		e := &entries[j]
+		n := e.ctr.Load().inFlight()
+		if n >= e.max {
 			continue
 		}
-		var l, r uint64 // active/e.weight against best, cross-multiplied
-		if (active|best.active)>>32 == 0 {
-			// Weights are 32-bit, so below 2^32 in flight the products
-			// fit in 64 bits: the common case, kept free of MULQ's fixed
-			// registers.
-			l, r = active*best.weight, best.active*e.weight
-		} else {
-			l, r = compareWide(active, e.weight, best.active, best.weight)
-		}
-		switch {
-		case l < r:
+		active := uint64(n)
+		switch compareFractions(active, e.weight, best.active, best.weight) {
+		case -1:
 			best = score{active, e.weight}
 			mask, weight, better = 1<<j, e.weight, true
-		case l == r:
+		case 0:
 			mask |= 1 << j
 			weight += e.weight
 		}
 	}
 	*s = best
 	return mask, weight, better
+}
+
+// compareFractions compares a/w with b/v exactly for any 64-bit counts, by
+// cross-multiplying in 128 bits: -1 if less, 0 if equal, +1 if greater.
+func compareFractions(a, w, b, v uint64) int {
+	lhi, llo := bits.Mul64(a, v)
+	rhi, rlo := bits.Mul64(b, w)
+	switch {
+	case lhi < rhi || lhi == rhi && llo < rlo:
+		return -1
+	case lhi == rhi && llo == rlo:
+		return 0
+	}
+	return 1
 }
 
 // Providers returns the pool's providers in order. The slice is a copy; the

@@ -114,3 +114,69 @@ func TestWalkRandomIsUniform(t *testing.T) {
 	}
 	withinBinomial(t, below, 100_000, 0.5, "lower half of a range just past 2^63")
 }
+
+// Counts past 2^32 take the 128-bit comparison; the choice is as exact as
+// below it. Each case sets the in-flight counts of providers of weight 1,
+// 2 and 3 and lists the providers tied at the lowest count/weight.
+func TestLeastLoadedWithHugeCounts(t *testing.T) {
+	t.Parallel()
+	const g = 1 << 40
+	for _, c := range []struct {
+		counts [3]int64
+		want   []int
+	}{
+		{[3]int64{g + 1, 2 * g, 3 * g}, []int{1, 2}},        // only provider 0 is past the tie
+		{[3]int64{3, 1 << 33, 1 << 34}, []int{0}},           // a small count among wide ones
+		{[3]int64{1 << 33, 5, 1 << 34}, []int{1}},           // the wide ones come first
+		{[3]int64{1<<62 + 1, 1<<62 + 2, 3 << 61}, []int{2}}, // products past 2^64
+		{[3]int64{1 << 61, 1 << 62, 3 << 61}, []int{0, 1, 2}},
+	} {
+		p := newTestPool(t, []*Provider{
+			NewProvider(newTestTarget(t, "https://a.example.com"), 1),
+			NewProvider(newTestTarget(t, "https://b.example.com"), 2),
+			NewProvider(newTestTarget(t, "https://c.example.com"), 3),
+		})
+		for i, n := range c.counts {
+			p.entries[i].lim.counter().taken.Store(n)
+		}
+		seen := map[int]bool{}
+		for range 200 {
+			sel, ok := p.Select()
+			require.True(t, ok)
+			require.Contains(t, c.want, sel.Index, "counts %v", c.counts)
+			seen[sel.Index] = true
+			sel.Close()
+		}
+		// Each tied provider has weight at least 1 of 6: missing one in 200
+		// draws has probability below (5/6)^200 < 1e-15.
+		assert.Len(t, seen, len(c.want), "counts %v: every tied provider is picked", c.counts)
+	}
+}
+
+// An idle pool's tie-break is a binary search over the word's running
+// weights; providers of weight 0 in it, at either end or inside, are
+// never chosen, and the others are chosen in proportion to weight.
+func TestIdleTieBreakSkipsWeightZero(t *testing.T) {
+	t.Parallel()
+	weights := []uint32{0, 3, 0, 0, 1, 0, 4, 0}
+	providers := make([]*Provider, len(weights))
+	for i, w := range weights {
+		providers[i] = NewProvider(newTestTarget(t, fmt.Sprintf("https://p%d.example.com", i)), w)
+	}
+	p := newTestPool(t, providers)
+	const n = 80_000
+	counts := make([]int, len(weights))
+	for range n {
+		sel, ok := p.Select()
+		require.True(t, ok)
+		counts[sel.Index]++
+		sel.Close()
+	}
+	for i, w := range weights {
+		if w == 0 {
+			assert.Zero(t, counts[i], "provider %d has weight 0", i)
+			continue
+		}
+		withinBinomialAmong(t, counts[i], n, float64(w)/8, 3, fmt.Sprintf("provider %d (weight %d of 8)", i, w))
+	}
+}
