@@ -17,7 +17,7 @@ import (
 // so that taking one does not allocate; a guard still referenced keeps its
 // block (512 bytes) alive. A guard is handed out once and never reused.
 type ConcurrencyGuard struct {
-	done  atomic.Bool
+	done  atomic.Uint32 // 1 once closed
 	pos   uint16 // 1 + the guard's index in its block; 0: the zero value
 	panic bool   // chosen in outlier detection's panic mode
 }
@@ -26,14 +26,23 @@ type ConcurrencyGuard struct {
 // and calls on a nil or zero guard do nothing. It always returns nil; it
 // returns an error only to satisfy [io.Closer].
 func (g *ConcurrencyGuard) Close() error {
-	if g != nil && g.pos != 0 && g.done.CompareAndSwap(false, true) {
-		c := g.counter()
-		c.released.Add(1)
-		if x := c.ext.Load(); x != nil {
-			x.closed(g)
-		}
+	if g != nil && g.done.CompareAndSwap(0, 1) {
+		g.release()
 	}
 	return nil
+}
+
+// release gives the slot back, once Close has won the right to; a zero
+// guard has none.
+func (g *ConcurrencyGuard) release() {
+	c := g.counter()
+	if c == nil {
+		return
+	}
+	c.released.Add(1)
+	if x := c.ext.Load(); x != nil {
+		x.closed(g)
+	}
 }
 
 // counter returns the counter g holds a slot of, or nil for a nil or zero
@@ -85,15 +94,6 @@ const guardsOffset = unsafe.Offsetof(guardBlock{}.guards)
 
 var _ [0]struct{} = [guardsOffset - unsafe.Offsetof(guardSingle{}.guard)]struct{}{}
 
-// newGuardBlock returns the block of c for the tickets from base.
-func newGuardBlock(c *counter, base int64) *guardBlock {
-	b := &guardBlock{guardHeader: guardHeader{c: c, base: base}}
-	for i := range b.guards {
-		b.guards[i].pos = uint16(i + 1)
-	}
-	return b
-}
-
 // guard returns the guard of ticket t, a slot of c just taken. The guard
 // comes from c's current block when t falls in it. The holder of the first
 // ticket of a block's range makes that block; the few tickets drawn before
@@ -101,18 +101,26 @@ func newGuardBlock(c *counter, base int64) *guardBlock {
 // Taking a guard thus needs no lock and, most of the time, neither an
 // allocation nor an atomic operation beyond the one that drew t.
 func (c *counter) guard(t int64) *ConcurrencyGuard {
-	b := c.blk.Load()
-	if b != nil {
+	if b := c.blk.Load(); b != nil {
 		if i := uint64(t - b.base); i < guardsPerBlock {
-			return &b.guards[i]
+			g := &b.guards[i]
+			g.pos = uint16(i + 1) // the guard is this ticket's alone
+			return g
 		}
 	}
+	return c.guardOffBlock(t)
+}
+
+// guardOffBlock is guard for a ticket outside c's current block.
+func (c *counter) guardOffBlock(t int64) *ConcurrencyGuard {
 	if t%guardsPerBlock != 0 {
 		s := &guardSingle{guardHeader: guardHeader{c: c, base: t}}
 		s.guard.pos = 1
 		return &s.guard
 	}
-	nb := newGuardBlock(c, t)
+	b := c.blk.Load()
+	nb := &guardBlock{guardHeader: guardHeader{c: c, base: t}}
+	nb.guards[0].pos = 1
 	c.blk.CompareAndSwap(b, nb) // lost: a newer block is in place; keep it
 	return &nb.guards[0]
 }

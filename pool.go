@@ -266,9 +266,8 @@ func (p *ProviderPool) selectWeighted(ex *bitset, w *walk) (Selection, bool) {
 		if i < 0 {
 			return Selection{}, false
 		}
-		e := &p.entries[i]
-		if g, ok := e.lim.TryAcquire(); ok {
-			return Selection{Index: i, Target: e.target, Guard: g}, true
+		if sel, ok := p.entries[i].acquire(i); ok {
+			return sel, true
 		}
 		// The provider filled up between the scan and the acquire: choose
 		// again without it. Rare, so the copy is no burden.
@@ -279,15 +278,25 @@ func (p *ProviderPool) selectWeighted(ex *bitset, w *walk) (Selection, bool) {
 // selectPriority takes the first provider outside ex that has room.
 func (p *ProviderPool) selectPriority(ex *bitset, w *walk) (Selection, bool) {
 	for i := range p.entries {
-		if ex.has(i) {
+		if ex != nil && ex.has(i) {
 			continue
 		}
-		e := &p.entries[i]
-		if g, ok := e.lim.TryAcquire(); ok {
-			return Selection{Index: i, Target: e.target, Guard: g}, true
+		if sel, ok := p.entries[i].acquire(i); ok {
+			return sel, true
 		}
 	}
 	return Selection{}, false
+}
+
+// acquire takes a slot of entry i if its limiter has room, from the
+// limiter's counter of now (adoption may have replaced the entry's).
+func (e *entry) acquire(i int) (Selection, bool) {
+	c := e.lim.ctr.Load()
+	t, ok := c.take(e.lim.max())
+	if !ok {
+		return Selection{}, false
+	}
+	return Selection{Index: i, Target: e.target, Guard: c.guard(t)}, true
 }
 
 // leastLoaded returns the index of the provider outside ex with the lowest
