@@ -313,6 +313,11 @@ func (e *entry) acquire(i int) (Selection, bool) {
 // probability their weight over the total so far), which leaves every tied
 // provider picked with probability weight/total.
 func (p *ProviderPool) leastLoaded(ex *bitset, w *walk) int {
+	if len(p.live) == 1 { // up to 64 providers: one word, no reservoir
+		best := noScore
+		mask, weight, _ := best.scan(p.entries, p.live[0]&^ex.word(0))
+		return p.pickTie(0, mask, weight, w)
+	}
 	var (
 		best                 = noScore
 		pickBase             int    // index of bit 0 of pickMask
@@ -333,21 +338,27 @@ func (p *ProviderPool) leastLoaded(ex *bitset, w *walk) int {
 			pickBase, pickMask, pickWeight = base, mask, weight
 		}
 	}
-	if pickMask == 0 {
+	return p.pickTie(pickBase, pickMask, pickWeight, w)
+}
+
+// pickTie returns one of the providers base+j for the bits j of mask, at
+// random in proportion to weight, their total; or -1 if mask is empty.
+func (p *ProviderPool) pickTie(base int, mask, weight uint64, w *walk) int {
+	if mask == 0 {
 		return -1
 	}
-	if pickMask&(pickMask-1) == 0 {
-		return pickBase + bits.TrailingZeros64(pickMask)
+	if mask&(mask-1) == 0 {
+		return base + bits.TrailingZeros64(mask)
 	}
-	r := w.uint64n(pickWeight)
-	if pickMask == p.live[pickBase>>6] {
-		return pickBase + p.searchWord(pickBase, r)
+	r := w.uint64n(weight)
+	if mask == p.live[base>>6] {
+		return base + p.searchWord(base, r)
 	}
-	for m := pickMask; ; m &= m - 1 {
+	for m := mask; ; m &= m - 1 {
 		j := bits.TrailingZeros64(m)
-		w := p.entries[pickBase+j].weight
+		w := p.entries[base+j].weight
 		if r < w {
-			return pickBase + j
+			return base + j
 		}
 		r -= w
 	}
