@@ -142,7 +142,8 @@ func NewProviderPool(providers []*Provider, opts ...Option) (*ProviderPool, erro
 	}
 	p.providers = slices.Clone(providers)
 	p.moves.Store(counterMoves.Load()) // before the counters are read
-	p.entries = make([]entry, len(providers))
+	// Room up to a multiple of 64, so that word views each 64 entries.
+	p.entries = make([]entry, len(providers), (len(providers)+63)&^63)
 	p.live = make([]uint64, (len(providers)+63)/64)
 	p.cum = make([]uint64, len(providers))
 	for i, pr := range providers {
@@ -315,7 +316,7 @@ func (e *entry) acquire(i int) (Selection, bool) {
 func (p *ProviderPool) leastLoaded(ex *bitset, w *walk) int {
 	if len(p.live) == 1 { // up to 64 providers: one word, no reservoir
 		best := noScore
-		mask, weight, _ := best.scan(p.entries, p.live[0]&^ex.word(0))
+		mask, weight, _ := best.scan(p.word(0), p.live[0]&^ex.word(0))
 		return p.pickTie(0, mask, weight, w)
 	}
 	var (
@@ -326,7 +327,7 @@ func (p *ProviderPool) leastLoaded(ex *bitset, w *walk) int {
 	)
 	for c, live := range p.live {
 		base := c << 6
-		mask, weight, better := best.scan(p.entries[base:], live&^ex.word(c))
+		mask, weight, better := best.scan(p.word(c), live&^ex.word(c))
 		if better {
 			tieWeight = 0 // earlier words' ties score worse
 		}
@@ -394,48 +395,62 @@ type score struct {
 // cross-multiplying ranks above every a/w with w > 0.
 var noScore = score{active: 1}
 
-// scan visits the providers of entries whose bits are set in m (at most the
-// first 64) and returns the mask and total weight of those tied at the best
-// score, lowering s when one scores better; better reports whether it did.
-//
-// Weights are 32-bit, so while counts stay below 2^32 the cross-products
-// fit in 64 bits: that is this loop, kept small enough for the registers.
-// A count past that hands the word to scanWide.
-func (s *score) scan(entries []entry, m uint64) (mask, weight uint64, better bool) {
-	bestA, bestW := s.active, s.weight
-	if bestA>>32 != 0 {
-		return s.scanWide(entries, m)
+// word returns the entries of providers 64c to 64c+63; those past the last
+// provider are zero, and no mask has their bits.
+func (p *ProviderPool) word(c int) *[64]entry {
+	return (*[64]entry)(p.entries[c<<6 : c<<6+64])
+}
+
+// scan visits the providers of es whose bits are set in m and returns the
+// mask and total weight of those tied at the best score, lowering s when
+// one scores better; better reports whether it did.
+func (s *score) scan(es *[64]entry, m uint64) (mask, weight uint64, better bool) {
+	mask, weight, best, wide := scanNarrow(es, m, *s)
+	if wide {
+		return s.scanWide(es, m)
 	}
-	for todo := m; todo != 0; todo &= todo - 1 {
-		j := bits.TrailingZeros64(todo)
-		e := &entries[j]
+	better = best != *s
+	*s = best
+	return mask, weight, better
+}
+
+// scanNarrow is scan while counts stay below 2^32: weights are 32-bit, so
+// the cross-products fit in 64 bits. It reports wide, having done nothing,
+// once it meets a count past that. It is a function of its own, with few
+// values live, so that the loop keeps them all in registers.
+func scanNarrow(es *[64]entry, m uint64, best score) (mask, weight uint64, _ score, wide bool) {
+	if best.active>>32 != 0 {
+		return 0, 0, best, true
+	}
+	for ; m != 0; m &= m - 1 {
+		j := bits.TrailingZeros64(m) & 63
+		e := &es[j]
 		n := e.ctr.Load().inFlight()
 		if n >= e.max {
 			continue
 		}
 		active := uint64(n)
 		if active>>32 != 0 {
-			return s.scanWide(entries, m)
+			return 0, 0, best, true
 		}
-		l, r := active*bestW, bestA*e.weight // active/e.weight against best
+		l, r := active*best.weight, best.active*e.weight // active/e.weight against best
 		if l <= r {
 			if l < r {
-				bestA, bestW, mask, weight, better = active, e.weight, 0, 0, true
+				best, mask, weight = score{active, e.weight}, 0, 0
 			}
 			mask |= 1 << j
 			weight += e.weight
 		}
 	}
-	s.active, s.weight = bestA, bestW
-	return mask, weight, better
+	return mask, weight, best, false
 }
 
 // scanWide is scan for any 64-bit counts, comparing in 128 bits.
-func (s *score) scanWide(entries []entry, m uint64) (mask, weight uint64, better bool) {
+func (s *score) scanWide(es *[64]entry, m uint64) (mask, weight uint64, better bool) {
 	best := *s
 	for ; m != 0; m &= m - 1 {
-		j := bits.TrailingZeros64(m)
-		e := &entries[j]
+		j := bits.TrailingZeros64(m) & 63
+		e := &es[j]
 		n := e.ctr.Load().inFlight()
 		if n >= e.max {
 			continue
