@@ -18,8 +18,8 @@ import (
 // block (512 bytes) alive. A guard is handed out once and never reused.
 type ConcurrencyGuard struct {
 	done  atomic.Uint32 // 1 once closed
-	pos   uint16 // 1 + the guard's index in its block; 0: the zero value
-	panic bool   // chosen in outlier detection's panic mode
+	pos   uint16        // 1 + the guard's index in its block; 0: the zero value
+	panic bool          // chosen in outlier detection's panic mode
 }
 
 // Close releases the guard's slot exactly once. Later calls, concurrent calls
