@@ -351,10 +351,21 @@ func (p *ProviderPool) pickTie(base int, mask, weight uint64, w *walk) int {
 	if mask&(mask-1) == 0 {
 		return base + bits.TrailingZeros64(mask)
 	}
-	r := w.uint64n(weight)
-	if mask == p.live[base>>6] {
-		return base + p.searchWord(base, r)
+	live := p.live[base>>6]
+	if mask == live {
+		return base + p.searchWord(base, w.uint64n(weight))
 	}
+	if total := p.cum[base+63-bits.LeadingZeros64(live)]; weight >= total/2 {
+		// The ties hold half the word's weight or more: draw from the
+		// whole word until the draw is a tie, two draws on average.
+		for {
+			j := p.searchWord(base, w.uint64n(total))
+			if mask&(1<<j) != 0 {
+				return base + j
+			}
+		}
+	}
+	r := w.uint64n(weight)
 	for m := mask; ; m &= m - 1 {
 		j := bits.TrailingZeros64(m)
 		w := p.entries[base+j].weight
@@ -430,6 +441,14 @@ func scanNarrow(es *[64]entry, m uint64, best score) (mask, weight uint64, _ sco
 			continue
 		}
 		active := uint64(n)
+		if active == 0 { // idle: ties the best at 0, or beats any other
+			if best.active != 0 {
+				best, mask, weight = score{0, e.weight}, 0, 0
+			}
+			mask |= 1 << j
+			weight += e.weight
+			continue
+		}
 		if active>>32 != 0 {
 			return 0, 0, best, true
 		}

@@ -2,6 +2,7 @@ package pool
 
 import (
 	"fmt"
+	"math/bits"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -178,5 +179,43 @@ func TestIdleTieBreakSkipsWeightZero(t *testing.T) {
 			continue
 		}
 		withinBinomialAmong(t, counts[i], n, float64(w)/8, 3, fmt.Sprintf("provider %d (weight %d of 8)", i, w))
+	}
+}
+
+// The tie pick draws in proportion to weight however the ties sit in their
+// word: all of it (binary search), half its weight or more (draws from the
+// whole word until one is a tie), or less (a walk over the ties).
+func TestPickTieFollowsWeights(t *testing.T) {
+	t.Parallel()
+	weights := []uint32{1, 2, 3, 4, 5, 6, 7, 0, 8}
+	providers := make([]*Provider, len(weights))
+	for i, w := range weights {
+		providers[i] = NewProvider(newTestTarget(t, fmt.Sprintf("https://p%d.example.com", i)), w)
+	}
+	p := newTestPool(t, providers)
+	for name, mask := range map[string]uint64{
+		"whole word":          p.live[0],
+		"dense, one left out": p.live[0] &^ (1 << 3),
+		"sparse":              1<<0 | 1<<2 | 1<<8,
+	} {
+		var total uint64
+		for m := mask; m != 0; m &= m - 1 {
+			total += uint64(weights[bits.TrailingZeros64(m)])
+		}
+		var w walk
+		const n = 200_000
+		counts := make([]int, len(weights))
+		for range n {
+			counts[p.pickTie(0, mask, total, &w)]++
+		}
+		for i, c := range counts {
+			if mask&(1<<i) == 0 {
+				assert.Zero(t, c, "%s: provider %d is not a tie", name, i)
+				continue
+			}
+			// 3 masks of at most 9 ties each: 27 checks in all.
+			withinBinomialAmong(t, c, n, float64(weights[i])/float64(total), 27,
+				fmt.Sprintf("%s: provider %d (weight %d of %d)", name, i, weights[i], total))
+		}
 	}
 }
