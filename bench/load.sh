@@ -4,7 +4,9 @@
 # httputil.ReverseProxy with round robin (the floor for a Go proxy), all on
 # this machine, the same two mock upstreams, the same load from wrk: 64
 # connections, a non-streaming chat completion, then an SSE stream of 20
-# events. Prints a Markdown table and writes bench/out/latency.png.
+# events. Prints a Markdown table and writes bench/out/latency.png; then
+# the memory a stream in flight holds in the gateway and in the
+# ReverseProxy (loadbench holdstreams).
 #
 #   bench/load.sh                # 8 s per run
 #   DURATION=20s bench/load.sh
@@ -123,6 +125,15 @@ for kind in chat stream; do
 done
 left=$(curl -s "http://127.0.0.1:$gw/inflight" 2>/dev/null || echo "?")
 
+# Memory per stream in flight: 2000 streams held open by the upstream
+# after their first event, through the gateway and the bare ReverseProxy
+# (a first round warms their pools; the second is reported).
+: > "$out/streammem.txt"
+for name in gateway:$gw reverseproxy:$rp; do
+	"$work/loadbench" holdstreams -to "http://127.0.0.1:${name#*:}" -n 2000 >/dev/null
+	echo "${name%%:*}: $("$work/loadbench" holdstreams -to "http://127.0.0.1:${name#*:}" -n 2000 | head -1)" >> "$out/streammem.txt"
+done
+
 echo "cpu: $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(nproc) cores; $(go version | cut -d' ' -f3); $(nginx -v 2>&1 | cut -d/ -f2); HAProxy $(haproxy -v | head -1 | cut -d' ' -f3); wrk -t2 -c64 -d$duration"
 awk '
 { kind[NR] = $1; name[NR] = $2; rps[NR] = $3; p50[NR] = $4; p99[NR] = $7; bad[NR] = $8
@@ -138,6 +149,7 @@ END {
 	}
 }' "$out/load.txt" | tee "$out/load.md"
 echo "requests and slots in flight in the gateway after the runs: $left"
+cat "$out/streammem.txt"
 
 # Latency percentiles of the chat load through each, as a PNG.
 awk '$1 == "chat" { print $2, $4 / 1000, $5 / 1000, $6 / 1000, $7 / 1000 }' "$out/load.txt" > "$work/plot.dat"

@@ -21,7 +21,7 @@ const maxEventBytes = 4 << 20
 // body, wrapped in ErrUpstreamBrokeOff, or a write error.
 func copySSE(w http.ResponseWriter, body io.Reader, transform func([]byte) ([]byte, error), onError func() []byte) error {
 	rc := http.NewResponseController(w)
-	br := bufio.NewReaderSize(body, 16<<10)
+	br := bufio.NewReaderSize(body, 4<<10) // held as long as the stream; longer lines are joined
 	var data bytes.Buffer
 	hasData := false
 	emit := func() (stop bool, err error) {
@@ -112,22 +112,37 @@ func writeEvent(w io.Writer, data []byte) error {
 	return err
 }
 
-// copyBuffers recycles the buffers of copyFlushing, which would otherwise
-// be the largest allocation of a request.
-var copyBuffers = sync.Pool{New: func() any { return new([32 << 10]byte) }}
+// The buffers of copyFlushing, recycled, as they would otherwise be the
+// largest allocation of a request. A stream's buffer is small: it is held
+// for as long as the stream lasts, which may be minutes, and its events
+// are small; the transport under it buffers reads already.
+var (
+	bodyBuffers   = sync.Pool{New: func() any { return new([32 << 10]byte) }}
+	streamBuffers = sync.Pool{New: func() any { return new([4 << 10]byte) }}
+)
 
 // copyFlushing copies body to w as it is, flushing after every read when
 // flush is set, so that each event of a stream goes out as it arrives. A
 // read error is wrapped in ErrUpstreamBrokeOff; a write error is returned
 // as it is.
 func copyFlushing(w http.ResponseWriter, body io.Reader, flush bool) error {
+	if flush {
+		bp := streamBuffers.Get().(*[4 << 10]byte)
+		defer streamBuffers.Put(bp)
+		return copyThrough(w, body, bp[:], true)
+	}
+	bp := bodyBuffers.Get().(*[32 << 10]byte)
+	defer bodyBuffers.Put(bp)
+	return copyThrough(w, body, bp[:], false)
+}
+
+// copyThrough is copyFlushing with buf.
+func copyThrough(w http.ResponseWriter, body io.Reader, buf []byte, flush bool) error {
 	rc := http.NewResponseController(w)
-	bp := copyBuffers.Get().(*[32 << 10]byte)
-	defer copyBuffers.Put(bp)
 	for {
-		n, err := body.Read(bp[:])
+		n, err := body.Read(buf)
 		if n > 0 {
-			if _, werr := w.Write(bp[:n]); werr != nil {
+			if _, werr := w.Write(buf[:n]); werr != nil {
 				return werr
 			}
 			if flush {

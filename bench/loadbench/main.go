@@ -5,6 +5,13 @@
 //	loadbench upstream -addr 127.0.0.1:9001
 //	loadbench reverseproxy -addr 127.0.0.1:9100 -to http://127.0.0.1:9001,http://127.0.0.1:9002
 //	loadbench gateway -addr 127.0.0.1:9200 -to http://127.0.0.1:9001,http://127.0.0.1:9002
+//	loadbench holdstreams -to http://127.0.0.1:9200 -n 1000
+//
+// holdstreams measures what a stream in flight costs the proxy at -to: it
+// opens n streams that the upstream holds open after their first event,
+// and prints the growth of the proxy's heap and stacks, and of its
+// goroutines, per stream; then it closes them and, for the gateway, checks
+// that nothing is left in flight.
 package main
 
 import (
@@ -16,6 +23,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"os"
+	"runtime"
 	"runtime/debug"
 	"strings"
 	"sync/atomic"
@@ -32,12 +40,21 @@ func main() {
 	fs := flag.NewFlagSet(os.Args[1], flag.ExitOnError)
 	addr := fs.String("addr", "127.0.0.1:0", "address to serve on")
 	to := fs.String("to", "", "upstream base URLs, comma-separated")
+	n := fs.Int("n", 1000, "holdstreams: streams to hold open")
 	fs.Parse(os.Args[2:])
+	if os.Args[1] == "holdstreams" {
+		if err := holdStreams(*to, *n); err != nil {
+			log.Fatal(err)
+		}
+		return
+	}
 	debug.SetGCPercent(400) // as the example proxy runs
 	var h http.Handler
 	switch os.Args[1] {
 	case "upstream":
-		h = http.HandlerFunc(upstream)
+		m := http.NewServeMux()
+		m.HandleFunc("POST /", upstream) // anything else is refused
+		h = m
 	case "reverseproxy":
 		h = roundRobin(strings.Split(*to, ","))
 	case "gateway":
@@ -45,7 +62,10 @@ func main() {
 	default:
 		log.Fatalf("unknown mode %q", os.Args[1])
 	}
-	srv := &http.Server{Addr: *addr, Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	mux := http.NewServeMux()
+	mux.Handle("/", h)
+	mux.HandleFunc("GET /memstats", serveMemstats)
+	srv := &http.Server{Addr: *addr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	log.Fatal(srv.ListenAndServe())
 }
 
@@ -53,6 +73,13 @@ func main() {
 // stream of 20 events.
 func upstream(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
+	if strings.Contains(string(body), `"hold":true`) { // one event, then wait for the client to go
+		w.Header().Set("Content-Type", "text/event-stream")
+		io.WriteString(w, "data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"created\":0,\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"t\"},\"finish_reason\":null}]}\n\n")
+		w.(http.Flusher).Flush()
+		<-r.Context().Done()
+		return
+	}
 	if strings.Contains(string(body), `"stream":true`) || strings.Contains(string(body), `"stream": true`) {
 		w.Header().Set("Content-Type", "text/event-stream")
 		for i := range 20 {
@@ -121,4 +148,90 @@ func gatewayOver(targets []string) http.Handler {
 		fmt.Fprintln(w, n)
 	})
 	return mux
+}
+
+// serveMemstats answers with the heap and stacks in use, after a
+// collection, and the number of goroutines.
+func serveMemstats(w http.ResponseWriter, r *http.Request) {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	fmt.Fprintln(w, m.HeapInuse+m.StackInuse, runtime.NumGoroutine())
+}
+
+// holdStreams opens n streams through the proxy at gw, each held open by
+// the upstream after its first event, and prints what they cost the proxy
+// per stream.
+func holdStreams(gw string, n int) error {
+	before, err := memstats(gw)
+	if err != nil {
+		return err
+	}
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: n}}
+	bodies := make(chan io.ReadCloser, n)
+	errs := make(chan error, n)
+	for range n {
+		go func() {
+			resp, err := client.Post(gw+"/v1/chat/completions", "application/json",
+				strings.NewReader(`{"model":"m","stream":true,"hold":true,"messages":[{"role":"user","content":"Hi"}]}`))
+			if err != nil {
+				errs <- err
+				return
+			}
+			buf := make([]byte, 1) // the first byte of the first event: the stream is up
+			if _, err := io.ReadFull(resp.Body, buf); err != nil {
+				errs <- fmt.Errorf("status %d: %v", resp.StatusCode, err)
+				return
+			}
+			bodies <- resp.Body
+		}()
+	}
+	held := make([]io.ReadCloser, 0, n)
+	for range n {
+		select {
+		case b := <-bodies:
+			held = append(held, b)
+		case err := <-errs:
+			return err
+		}
+	}
+	during, err := memstats(gw)
+	if err != nil {
+		return err
+	}
+	for _, b := range held {
+		b.Close()
+	}
+	fmt.Printf("%d streams held: %.1f KiB of heap and stacks and %.1f goroutines per stream in the proxy\n",
+		n, float64(during[0]-before[0])/float64(n)/1024, float64(during[1]-before[1])/float64(n))
+	for range 100 { // the gateway notices the hang-ups as it reads on
+		resp, err := http.Get(gw + "/inflight")
+		if err != nil {
+			return err
+		}
+		left, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return nil // not the gateway: nothing to check
+		}
+		if strings.TrimSpace(string(left)) == "0" {
+			fmt.Println("after closing them: nothing in flight")
+			return nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return fmt.Errorf("streams still in flight in the gateway 5 s after closing them")
+}
+
+// memstats returns the gateway's heap and stacks in use, and its
+// goroutines.
+func memstats(gw string) ([2]int64, error) {
+	var v [2]int64
+	resp, err := http.Get(gw + "/memstats")
+	if err != nil {
+		return v, err
+	}
+	defer resp.Body.Close()
+	_, err = fmt.Fscan(resp.Body, &v[0], &v[1])
+	return v, err
 }
