@@ -103,9 +103,7 @@ var _ [0]struct{} = [guardsOffset - unsafe.Offsetof(guardSingle{}.guard)]struct{
 func (c *counter) guard(t int64) *ConcurrencyGuard {
 	if b := c.blk.Load(); b != nil {
 		if i := uint64(t - b.base); i < guardsPerBlock {
-			g := &b.guards[i]
-			g.pos = uint16(i + 1) // the guard is this ticket's alone
-			return g
+			return &b.guards[i]
 		}
 	}
 	return c.guardOffBlock(t)
@@ -120,7 +118,11 @@ func (c *counter) guardOffBlock(t int64) *ConcurrencyGuard {
 	}
 	b := c.blk.Load()
 	nb := &guardBlock{guardHeader: guardHeader{c: c, base: t}}
-	nb.guards[0].pos = 1
+	// Positions are written here, not at hand-out: the guards of a block go
+	// to every core, and each write to a line another core wrote moves it.
+	for i := range nb.guards {
+		nb.guards[i].pos = uint16(i + 1)
+	}
 	c.blk.CompareAndSwap(b, nb) // lost: a newer block is in place; keep it
 	return &nb.guards[0]
 }
