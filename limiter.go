@@ -48,6 +48,15 @@ func (c *counter) inFlight() int64 {
 	}
 }
 
+// estimate returns the slots held now, or a few more: it reads released
+// first, so a slot released between its two reads still counts, but it
+// never reads low. The scan ranks providers by it, which a race makes
+// stale anyway; it checks a limit with inFlight.
+func (c *counter) estimate() int64 {
+	r := c.released.Load()
+	return c.taken.Load() - r
+}
+
 // take takes a slot if fewer than limit are held and returns its ticket.
 // It refuses only on a count read as inFlight reads it, so a release racing
 // with it never causes a refusal; and the CAS succeeds only if no slot was

@@ -21,7 +21,7 @@ type ProviderPool struct {
 	providers   []*Provider
 	entries     []entry  // the hot-path view of providers, same order
 	live        []uint64 // bit i%64 of live[i/64]: provider i has weight > 0
-	cum         []uint64 // cum[i]: the weight of providers i&^63 to i
+	cum         []uint64 // cum[i]: the weight of providers i&^63 to i, padded to whole words
 	keys        *KeySet
 	rateLimiter RateLimiter
 	concurrency *ConcurrencyLimiter
@@ -145,7 +145,7 @@ func NewProviderPool(providers []*Provider, opts ...Option) (*ProviderPool, erro
 	// Room up to a multiple of 64, so that word views each 64 entries.
 	p.entries = make([]entry, len(providers), (len(providers)+63)&^63)
 	p.live = make([]uint64, (len(providers)+63)/64)
-	p.cum = make([]uint64, len(providers))
+	p.cum = make([]uint64, (len(providers)+63)&^63)
 	for i, pr := range providers {
 		if err := checkProvider(fmt.Sprintf("providers[%d]", i), pr); err != nil {
 			errs = append(errs, err)
@@ -162,6 +162,9 @@ func NewProviderPool(providers []*Provider, opts ...Option) (*ProviderPool, erro
 		if i%64 != 0 {
 			p.cum[i] += p.cum[i-1]
 		}
+	}
+	for i := len(providers); i < len(p.cum); i++ {
+		p.cum[i] = p.cum[i-1] // the last word's padding holds its total
 	}
 	if !p.strategy.valid() {
 		errs = append(errs, fieldErr("strategy", "%v is not defined; want WeightedRandom or Priority", p.strategy))
@@ -363,7 +366,7 @@ func (p *ProviderPool) pickTie(base int, mask, weight uint64, w *walk) int {
 	if mask == live {
 		return base + p.searchWord(base, w.uint64n(weight))
 	}
-	if total := p.cum[base+63-bits.LeadingZeros64(live)]; weight >= total/2 {
+	if total := p.cum[base+63]; weight >= total/2 {
 		// The ties hold half the word's weight or more: draw from the
 		// whole word until the draw is a tie, two draws on average.
 		for {
@@ -386,19 +389,18 @@ func (p *ProviderPool) pickTie(base int, mask, weight uint64, w *walk) int {
 
 // searchWord returns the j for which provider base+j holds the point r of
 // the weights of the providers base to base+63, laid end to end: the
-// least j with cum[base+j] > r. Providers of weight 0 hold no point, so it
-// is never one of them. It is the tie-break when every provider of a word
+// least j with cum[base+j] > r, for r below the word's total. Providers
+// of weight 0 hold no point, so it is never one of them. It is the tie-break when every provider of a word
 // with weight ties, as all do in an idle pool: a binary search, where a
 // walk over the ties would take a step per provider.
 func (p *ProviderPool) searchWord(base int, r uint64) int {
-	cum := p.cum[base:min(base+64, len(p.cum))]
-	lo, hi := 0, len(cum)-1 // cum[hi] > r: it is the word's total
-	for lo < hi {
-		mid := int(uint(lo+hi) >> 1)
-		if cum[mid] > r {
-			hi = mid
-		} else {
-			lo = mid + 1
+	cum := (*[64]uint64)(p.cum[base : base+64])
+	// Six halvings of a fixed range, each a conditional add rather than a
+	// branch: which way each goes is a coin toss no predictor learns.
+	lo := 0
+	for step := 32; step > 0; step >>= 1 {
+		if cum[(lo+step-1)&63] <= r {
+			lo += step
 		}
 	}
 	return lo
@@ -444,9 +446,10 @@ func scanNarrow(es *[64]entry, m uint64, best score) (mask, weight uint64, _ sco
 	for ; m != 0; m &= m - 1 {
 		j := bits.TrailingZeros64(m) & 63
 		e := &es[j]
-		n := e.ctr.Load().inFlight()
-		if n >= e.max {
-			continue
+		c := e.ctr.Load()
+		n := c.estimate()
+		if n >= e.max && c.inFlight() >= e.max {
+			continue // full: the estimate may be high, so it asks twice
 		}
 		active := uint64(n)
 		if active == 0 { // idle: ties the best at 0, or beats any other
