@@ -395,10 +395,12 @@ func (p *ProviderPool) pickTie(base int, mask, weight uint64, w *walk) int {
 // walk over the ties would take a step per provider.
 func (p *ProviderPool) searchWord(base int, r uint64) int {
 	cum := (*[64]uint64)(p.cum[base : base+64])
-	// Six halvings of a fixed range, each a conditional add rather than a
-	// branch: which way each goes is a coin toss no predictor learns.
+	// Halvings of the power of two that covers the word's providers, each
+	// a conditional add rather than a branch: which way each goes is a
+	// coin toss no predictor learns.
+	n := min(len(p.entries)-base, 64)
 	lo := 0
-	for step := 32; step > 0; step >>= 1 {
+	for step := 1 << (bits.Len(uint(n-1)|1) - 1); step > 0; step >>= 1 {
 		if cum[(lo+step-1)&63] <= r {
 			lo += step
 		}
