@@ -588,3 +588,35 @@ func TestAdoptProviderStatePreservesPoolConcurrencyLimiter(t *testing.T) {
 	assert.True(t, ok)
 	assert.Equal(t, 200, limit, "the new limit applies")
 }
+
+// A provider in two pools, one of which adopts the counters of a pool it
+// replaces: the other pool selects by the adopted count too, at once.
+func TestAdoptionReachesEveryPoolOfAProvider(t *testing.T) {
+	old := newTestPool(t, []*Provider{NewProvider(newTestTarget(t, "https://shared.example.com"), 1)})
+	var held []Selection
+	for range 3 {
+		sel, ok := old.Select()
+		require.True(t, ok)
+		held = append(held, sel)
+	}
+	shared := NewProvider(newTestTarget(t, "https://shared.example.com"), 1)
+	other := NewProvider(newTestTarget(t, "https://other.example.com"), 1)
+	next := newTestPool(t, []*Provider{shared})
+	neighbour := newTestPool(t, []*Provider{shared, other}) // built before the adoption
+	next.AdoptProviderState(old)
+	require.Equal(t, 3, shared.ActiveConnections())
+
+	// shared has 3 in flight, other none: the neighbour's next three go to
+	// other, then the two tie.
+	var picks []Selection
+	for range 3 {
+		sel, ok := neighbour.Select()
+		require.True(t, ok)
+		assert.Equal(t, 1, sel.Index, "the neighbour sees the adopted count")
+		picks = append(picks, sel)
+	}
+	closeAll(held)
+	closeAll(picks)
+	assert.Equal(t, 0, shared.ActiveConnections())
+	assert.Equal(t, 0, other.ActiveConnections())
+}
