@@ -1,20 +1,22 @@
 #!/usr/bin/env bash
 # compare.sh: the Go benchmarks of WORKLOADS.md side by side with the Rust
 # original (onwards 0.18.1's load_balancer.rs, built from rsbench), on this
-# machine, interleaved Rust, Go, Rust, and the ratio table Go/Rust.
+# machine, interleaved (for each workload Rust, Go, Rust; ROUNDS times),
+# and the ratio table Go/Rust.
 #
 #   bench/compare.sh            # every workload, N = 2, 4, 16, 64
-#   GO_COUNT=10 bench/compare.sh
+#   ROUNDS=3 GO_COUNT=5 bench/compare.sh
 #
 # Needs cargo and Debian's librust-rand-dev (rsbench's README says why);
 # RSBENCH names the rsbench source (default ../shared/bench/rsbench).
 # Writes the raw runs to bench/out/ (ignored by git) and prints a Markdown
-# table: the Go median (of GO_COUNT runs), the Rust median (the mean of its
-# two runs' medians), and Go/Rust.
+# table: the median of Go's ROUNDS x GO_COUNT runs, the median of Rust's
+# 2 x ROUNDS runs (each itself a median of 10 samples), and Go/Rust.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 src=${RSBENCH:-../shared/bench/rsbench}
-count=${GO_COUNT:-5}
+count=${GO_COUNT:-3}
+rounds=${ROUNDS:-2}
 out=bench/out
 mkdir -p "$out"
 
@@ -27,15 +29,24 @@ trap 'rm -rf "$build"' EXIT
 cp -r "$src" "$build/rsbench"
 (cd "$build/rsbench" && cargo build --release -q)
 rsbench=$build/rsbench/target/release/rsbench
+go test -c -o "$build/pool.test" .
 
 echo "cpu: $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(nproc) cores; $(go version | cut -d' ' -f3)" | tee "$out/machine.txt"
 
-"$rsbench" > "$out/rust1.txt"
-go test -run '^$' -bench '^Benchmark(SelectClose|SelectInflight|FallbackIter|PrioritySelect)$' \
-	-benchmem -count "$count" -benchtime 200ms . > "$out/go.txt"
-go test -run '^$' -bench '^BenchmarkParallelInflight$' -cpu 2 \
-	-benchmem -count "$count" -benchtime 200ms . >> "$out/go.txt"
-"$rsbench" > "$out/rust2.txt"
+# Interleaved finely, so that the host's noisy spells fall on both sides:
+# for each workload, Rust, then Go, then Rust again; ROUNDS times over.
+: > "$out/rust.txt"; : > "$out/go.txt"
+for round in $(seq "$rounds"); do
+	for w in SelectClose:select_close SelectInflight:select_inflight FallbackIter:fallback_iter \
+		PrioritySelect:priority_select ParallelInflight:parallel2_inflight; do
+		gobench=${w%%:*} rsname=${w#*:}
+		cpu=""; [ "$gobench" = ParallelInflight ] && cpu="-test.cpu 2"
+		"$rsbench" "$rsname" >> "$out/rust.txt"
+		"$build/pool.test" -test.run '^$' -test.bench "^Benchmark$gobench\$" $cpu -test.benchmem \
+			-test.count "$count" -test.benchtime 200ms | grep '^Benchmark' >> "$out/go.txt"
+		"$rsbench" "$rsname" >> "$out/rust.txt"
+	done
+done
 
 # Go name -> Rust name.
 awk -v count="$count" '
@@ -68,4 +79,4 @@ END {
 		g = median(gons[key]); r = median(rust[rkey])
 		printf "| %s | %.1f | %.1f | %.2f | %s |\n", key, g, r, g / r, bop[key]
 	}
-}' "$out/rust1.txt" "$out/rust2.txt" "$out/go.txt" | tee "$out/table.md"
+}' "$out/rust.txt" "$out/go.txt" | tee "$out/table.md"
