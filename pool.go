@@ -266,12 +266,29 @@ func (p *ProviderPool) selectAny(ex *bitset, w *walk) (Selection, bool) {
 // selectWeighted picks the least loaded provider outside ex.
 func (p *ProviderPool) selectWeighted(ex *bitset, w *walk) (Selection, bool) {
 	for {
-		i := p.leastLoaded(ex, w)
+		var i int
+		if len(p.live) == 1 {
+			// Up to 64 providers, the common case: one word, so no
+			// reservoir across words; done here to save leastLoaded's call.
+			m := p.live[0] &^ ex.word(0)
+			mask, weight, _, wide := scanNarrow(p.word(0), m, noScore)
+			if wide {
+				best := noScore
+				mask, weight, _ = best.scanWide(p.word(0), m)
+			}
+			i = p.pickTie(0, mask, weight, w)
+		} else {
+			i = p.leastLoaded(ex, w)
+		}
 		if i < 0 {
 			return Selection{}, false
 		}
-		if sel, ok := p.entries[i].acquire(i); ok {
-			return sel, true
+		// Take the slot from the counter the limiter has now (adoption
+		// may have replaced the entry's), by the limiter's own limit.
+		e := &p.entries[i]
+		c := e.lim.ctr.Load()
+		if t, ok := c.take(e.lim.max()); ok {
+			return Selection{Index: i, Target: e.target, Guard: c.guard(t)}, true
 		}
 		// The provider filled up between the scan and the acquire: choose
 		// again without it. Rare, so the copy is no burden.
@@ -285,8 +302,8 @@ func (p *ProviderPool) selectPriority(ex *bitset, w *walk) (Selection, bool) {
 		if ex != nil && ex.has(i) {
 			continue
 		}
-		// acquire, written out: this loop is the whole of a priority
-		// Select, and the call would be a fifth of it.
+		// Taken as in selectWeighted, written out: this loop is the whole
+		// of a priority Select, and a call would be a fifth of it.
 		e := &p.entries[i]
 		c := e.lim.ctr.Load()
 		if t, ok := c.take(e.lim.max()); ok {
@@ -294,17 +311,6 @@ func (p *ProviderPool) selectPriority(ex *bitset, w *walk) (Selection, bool) {
 		}
 	}
 	return Selection{}, false
-}
-
-// acquire takes a slot of entry i if its limiter has room, from the
-// limiter's counter of now (adoption may have replaced the entry's).
-func (e *entry) acquire(i int) (Selection, bool) {
-	c := e.lim.ctr.Load()
-	t, ok := c.take(e.lim.max())
-	if !ok {
-		return Selection{}, false
-	}
-	return Selection{Index: i, Target: e.target, Guard: c.guard(t)}, true
 }
 
 // leastLoaded returns the index of the provider outside ex with the lowest
@@ -319,17 +325,9 @@ func (e *entry) acquire(i int) (Selection, bool) {
 // number and no slice. Past 64 providers, each word's ties are merged into
 // the pick by a weighted reservoir step (keep the new word's ties with
 // probability their weight over the total so far), which leaves every tied
-// provider picked with probability weight/total.
+// provider picked with probability weight/total. (selectWeighted does the
+// one-word case itself, to save the call.)
 func (p *ProviderPool) leastLoaded(ex *bitset, w *walk) int {
-	if len(p.live) == 1 { // up to 64 providers: one word, no reservoir
-		m := p.live[0] &^ ex.word(0)
-		mask, weight, _, wide := scanNarrow(p.word(0), m, noScore)
-		if wide {
-			best := noScore
-			mask, weight, _ = best.scanWide(p.word(0), m)
-		}
-		return p.pickTie(0, mask, weight, w)
-	}
 	var (
 		best                 = noScore
 		pickBase             int    // index of bit 0 of pickMask
