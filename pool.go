@@ -360,8 +360,10 @@ func (p *ProviderPool) pickTie(base int, mask, weight uint64, w *walk) int {
 	if mask&(mask-1) == 0 {
 		return base + bits.TrailingZeros64(mask)
 	}
-	live := p.live[base>>6]
-	if mask == live {
+	if mask == p.live[base>>6] {
+		// Every provider of the word ties, as in an idle pool: the draw
+		// below would hit at once; this is it without the loop (the
+		// hottest case, so the dozen instructions count).
 		return base + p.searchWord(base, w.uint64n(weight))
 	}
 	if total := p.cum[base+63]; weight >= total/2 {
@@ -388,9 +390,9 @@ func (p *ProviderPool) pickTie(base int, mask, weight uint64, w *walk) int {
 // searchWord returns the j for which provider base+j holds the point r of
 // the weights of the providers base to base+63, laid end to end: the
 // least j with cum[base+j] > r, for r below the word's total. Providers
-// of weight 0 hold no point, so it is never one of them. It is the tie-break when every provider of a word
-// with weight ties, as all do in an idle pool: a binary search, where a
-// walk over the ties would take a step per provider.
+// of weight 0 hold no point, so it is never one of them. It places
+// pickTie's draws over dense ties: a search, where a walk over the ties
+// would take a step per provider.
 func (p *ProviderPool) searchWord(base int, r uint64) int {
 	cum := (*[64]uint64)(p.cum[base : base+64])
 	// Halvings of the power of two that covers the word's providers, each
