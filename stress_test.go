@@ -21,7 +21,6 @@ func hammerWorkers() int { return max(32, 8*runtime.GOMAXPROCS(0)) }
 // released, so it never exceeds the true count: if it passes a limit, the
 // pool let too many through.
 type inflight struct {
-	mu    sync.Mutex
 	count map[string]*atomic.Int64
 }
 
