@@ -131,7 +131,7 @@ left=$(curl -s "http://127.0.0.1:$gw/inflight" 2>/dev/null || echo "?")
 : > "$out/streammem.txt"
 for name in gateway:$gw reverseproxy:$rp; do
 	"$work/loadbench" holdstreams -to "http://127.0.0.1:${name#*:}" -n 2000 >/dev/null
-	echo "${name%%:*}: $("$work/loadbench" holdstreams -to "http://127.0.0.1:${name#*:}" -n 2000 | head -1)" >> "$out/streammem.txt"
+	"$work/loadbench" holdstreams -to "http://127.0.0.1:${name#*:}" -n 2000 | sed "s/^/${name%%:*}: /" >> "$out/streammem.txt"
 done
 
 echo "cpu: $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(nproc) cores; $(go version | cut -d' ' -f3); $(nginx -v 2>&1 | cut -d/ -f2); HAProxy $(haproxy -v | head -1 | cut -d' ' -f3); wrk -t2 -c64 -d$duration"

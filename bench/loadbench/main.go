@@ -204,6 +204,26 @@ func holdStreams(gw string, n int) error {
 	}
 	fmt.Printf("%d streams held: %.1f KiB of heap and stacks and %.1f goroutines per stream in the proxy\n",
 		n, float64(during[0]-before[0])/float64(n)/1024, float64(during[1]-before[1])/float64(n))
+	if err := waitDrained(gw); err != nil {
+		return err
+	}
+	var after [2]int64
+	for range 100 { // connections wind down after their streams
+		if after, err = memstats(gw); err != nil || after[1] <= before[1] {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Printf("goroutines in the proxy: %d before the streams, %d after\n", before[1], after[1])
+	return nil
+}
+
+// waitDrained waits until the gateway at gw has nothing in flight; a proxy
+// without /inflight has nothing to check.
+func waitDrained(gw string) error {
 	for range 100 { // the gateway notices the hang-ups as it reads on
 		resp, err := http.Get(gw + "/inflight")
 		if err != nil {
@@ -212,7 +232,7 @@ func holdStreams(gw string, n int) error {
 		left, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		if resp.StatusCode != http.StatusOK {
-			return nil // not the gateway: nothing to check
+			return nil
 		}
 		if strings.TrimSpace(string(left)) == "0" {
 			fmt.Println("after closing them: nothing in flight")
