@@ -39,7 +39,7 @@ func (g *ConcurrencyGuard) release() {
 	if c == nil {
 		return
 	}
-	c.released.Add(1)
+	c.release()
 	if x := c.ext.Load(); x != nil {
 		x.closed(g)
 	}
@@ -64,7 +64,7 @@ func (g *ConcurrencyGuard) counter() *counter {
 // guardHeader starts every run of guards: guardBlock and guardSingle.
 type guardHeader struct {
 	c    *counter
-	base int64 // the ticket of the run's first guard
+	base uint32 // the ticket of the run's first guard
 }
 
 // guardsPerBlock is how many guards one allocation provides: with the
@@ -100,17 +100,25 @@ var _ [0]struct{} = [guardsOffset - unsafe.Offsetof(guardSingle{}.guard)]struct{
 // it is in place, or after it has been replaced, get a guard of their own.
 // Taking a guard thus needs no lock and, most of the time, neither an
 // allocation nor an atomic operation beyond the one that drew t.
-func (c *counter) guard(t int64) *ConcurrencyGuard {
-	if b := c.blk.Load(); b != nil {
-		if i := uint64(t - b.base); i < guardsPerBlock {
-			return &b.guards[i]
-		}
+func (c *counter) guard(t uint32) *ConcurrencyGuard {
+	if g := c.blockGuard(t); g != nil {
+		return g
 	}
 	return c.guardOffBlock(t)
 }
 
+// blockGuard is guard for a ticket in c's current block, and nil for any
+// other. It is small enough for the compiler to inline, which is why the
+// selections, which take a guard on every request, call it and not guard.
+func (c *counter) blockGuard(t uint32) *ConcurrencyGuard {
+	if b := c.blk.Load(); b != nil && t-b.base < guardsPerBlock {
+		return &b.guards[(t-b.base)%guardsPerBlock]
+	}
+	return nil
+}
+
 // guardOffBlock is guard for a ticket outside c's current block.
-func (c *counter) guardOffBlock(t int64) *ConcurrencyGuard {
+func (c *counter) guardOffBlock(t uint32) *ConcurrencyGuard {
 	if t%guardsPerBlock != 0 {
 		s := &guardSingle{guardHeader: guardHeader{c: c, base: t}}
 		s.guard.pos = 1

@@ -77,8 +77,7 @@ func TestGuardForTicketOffBlock(t *testing.T) {
 	t.Parallel()
 	l := NewConcurrencyLimiter()
 	c := l.counter()
-	c.taken.Store(guardsPerBlock - 2) // as if 60 guards had come and gone
-	c.released.Store(guardsPerBlock - 2)
+	c.state.Store((guardsPerBlock - 2) << 32) // as if 60 guards had come and gone
 
 	g1, _ := l.TryAcquire()
 	g2, _ := l.TryAcquire()
@@ -90,13 +89,38 @@ func TestGuardForTicketOffBlock(t *testing.T) {
 	g3, _ := l.TryAcquire() // ticket 62: a block's first
 	b := c.blk.Load()
 	require.NotNil(t, b)
-	assert.Equal(t, int64(guardsPerBlock), b.base)
+	assert.Equal(t, uint32(guardsPerBlock), b.base)
 	assert.Same(t, &b.guards[0], g3)
 	g4, _ := l.TryAcquire()
 	assert.Same(t, &b.guards[1], g4)
 
 	assert.Equal(t, 4, l.Active())
 	for _, g := range []*ConcurrencyGuard{g1, g2, g3, g4, g1, g3} {
+		require.NoError(t, g.Close())
+	}
+	assert.Equal(t, 0, l.Active())
+}
+
+// Tickets count modulo 2^32: across the wrap, every guard handed out is
+// still its own, and the count returns to zero.
+func TestGuardTicketsWrap(t *testing.T) {
+	t.Parallel()
+	l := NewConcurrencyLimiter()
+	c := l.counter()
+	c.state.Store((1<<32 - 3) << 32) // three tickets before the wrap
+	seen := map[*ConcurrencyGuard]bool{}
+	var held []*ConcurrencyGuard
+	for range 2*guardsPerBlock + 5 {
+		g, ok := l.TryAcquire()
+		require.True(t, ok)
+		require.False(t, seen[g], "guard handed out twice")
+		require.Same(t, c, g.counter())
+		seen[g] = true
+		held = append(held, g)
+	}
+	assert.Equal(t, len(held), l.Active())
+	assert.Equal(t, uint32(0), c.blk.Load().base%guardsPerBlock, "blocks start again after the wrap")
+	for _, g := range held {
 		require.NoError(t, g.Close())
 	}
 	assert.Equal(t, 0, l.Active())

@@ -18,12 +18,13 @@ const cacheLinePad = 128
 // counter is one in-flight count. It is shared, by pointer, between a
 // limiter, the guards it hands out, and any limiter that adopts it.
 //
-// It counts slots taken and slots released rather than slots held, so that
-// taking a slot also draws a ticket, unique to that slot, that names its
-// guard in the counter's current guard block: one atomic add does both.
+// Its state is one word: the low 32 bits count the slots held now, the high
+// 32 bits the slots ever taken (mod 2^32). Taking a slot adds to both, so
+// the one atomic add that takes it also draws a ticket, unique among the
+// slots held, that names its guard in the counter's current guard block;
+// and the count reads exactly in one load, however releases race with it.
 type counter struct {
-	taken    atomic.Int64 // slots ever taken; the next ticket
-	released atomic.Int64 // slots ever released
+	state atomic.Uint64 // taken<<32 | held
 	// blk is the guard block for the tickets of its base onwards.
 	blk atomic.Pointer[guardBlock]
 	// ext holds what only some pools use (outlier state, shared leases);
@@ -32,59 +33,64 @@ type counter struct {
 	// attempts counts the outcomes reported on selections of the provider,
 	// by Outcome, for snapshots; like the count, it survives reloads.
 	attempts [numOutcomes]atomic.Uint64
-	_        [cacheLinePad - 32 - 8*numOutcomes]byte
+	_        [cacheLinePad - 24 - 8*numOutcomes]byte
 }
 
-// inFlight returns the slots held now. Between its two reads of released
-// nothing was released, so taken minus released was the count at the
-// moment taken was read: never above the true count, nor below it.
+const (
+	// takeOne is what taking a slot adds to a counter's state: one more
+	// held, one more taken.
+	takeOne = 1<<32 | 1
+	// releaseOne is what releasing a slot adds: one fewer held (-1).
+	releaseOne = ^uint64(0)
+	// maxHeld is the most slots a counter holds at once, whatever its
+	// limit: 2^31, which keeps the count clear of the taken bits and every
+	// cross-product of a count and a 32-bit weight within 63 bits.
+	maxHeld = 1 << 31
+)
+
+// inFlight returns the slots held now.
 func (c *counter) inFlight() int64 {
+	return int64(uint32(c.state.Load()))
+}
+
+// take takes a slot if fewer than limit (at most maxHeld) are held, and
+// returns its ticket. At maxHeld, the limit of limiters without one, it is
+// one atomic add, undone if it went past; below, the limit of a limiter
+// that has one, a compare-and-swap that succeeds only if no slot was
+// taken or released since the count was read, so limit is never exceeded.
+func (c *counter) take(limit int64) (ticket uint32, ok bool) {
+	if limit == maxHeld {
+		s := c.state.Add(takeOne)
+		if uint32(s) <= maxHeld {
+			return uint32(s>>32) - 1, true
+		}
+		// Give the slot back but not the ticket: another may hold the next.
+		c.state.Add(releaseOne)
+		return 0, false
+	}
 	for {
-		r := c.released.Load()
-		t := c.taken.Load()
-		if c.released.Load() == r {
-			return t - r
+		s := c.state.Load()
+		if int64(uint32(s)) >= limit {
+			return 0, false
+		}
+		if c.state.CompareAndSwap(s, s+takeOne) {
+			return uint32(s >> 32), true
 		}
 	}
 }
 
-// estimate returns the slots held now, or a few more: it reads released
-// first, so a slot released between its two reads still counts, but it
-// never reads low. The scan ranks providers by it, which a race makes
-// stale anyway; it checks a limit with inFlight.
-func (c *counter) estimate() int64 {
-	r := c.released.Load()
-	return c.taken.Load() - r
-}
-
-// take takes a slot if fewer than limit are held and returns its ticket.
-// It refuses only on a count read as inFlight reads it, so a release racing
-// with it never causes a refusal; and the CAS succeeds only if no slot was
-// taken since, so limit is never exceeded.
-func (c *counter) take(limit int64) (ticket int64, ok bool) {
-	if limit == math.MaxInt64 {
-		return c.taken.Add(1) - 1, true
-	}
-	for {
-		r := c.released.Load()
-		t := c.taken.Load()
-		if t-r >= limit {
-			if c.released.Load() == r {
-				return 0, false
-			}
-			continue // a slot was released meanwhile: look again
-		}
-		if c.taken.CompareAndSwap(t, t+1) {
-			return t, true
-		}
-	}
+// release gives back one slot taken by take.
+func (c *counter) release() {
+	c.state.Add(releaseOne)
 }
 
 // ConcurrencyLimiter counts work in flight and, when it has a limit, refuses
 // work past that limit. It is the Go form of onwards' ConcurrencyLimiter.
+// Whatever its limit, it holds at most 2^31 slots at once, so that its count
+// fits in one atomic word with room to spare.
 //
-// The zero value is a valid limiter that counts but never refuses, the same as
-// [NewConcurrencyLimiter]. A ConcurrencyLimiter is safe for simultaneous use by
+// The zero value is a valid limiter that counts but never refuses (short of
+// 2^31 slots held), the same as [NewConcurrencyLimiter]. A ConcurrencyLimiter is safe for simultaneous use by
 // multiple goroutines and must not be copied after first use.
 type ConcurrencyLimiter struct {
 	// ctr is installed lazily (so that the zero value works) and replaced by
@@ -96,8 +102,8 @@ type ConcurrencyLimiter struct {
 	limit   int64 // meaningful only when limited; negative refuses everything
 }
 
-// NewConcurrencyLimiter returns a limiter that counts in-flight work and never
-// refuses it.
+// NewConcurrencyLimiter returns a limiter that counts in-flight work and
+// does not refuse it, short of 2^31 slots held.
 func NewConcurrencyLimiter() *ConcurrencyLimiter {
 	l := new(ConcurrencyLimiter)
 	l.counter()
@@ -105,7 +111,8 @@ func NewConcurrencyLimiter() *ConcurrencyLimiter {
 }
 
 // NewConcurrencyLimiterWithLimit returns a limiter that refuses once limit
-// guards are held. A limit of 0 refuses everything. A negative limit also
+// guards are held, or 2^31-1 if limit is larger (a limiter's count fits
+// in one atomic word with room to spare). A limit of 0 refuses everything. A negative limit also
 // refuses everything, and [NewProviderPool] reports it as an error.
 func NewConcurrencyLimiterWithLimit(limit int) *ConcurrencyLimiter {
 	l := &ConcurrencyLimiter{limited: true, limit: int64(limit)}
@@ -156,13 +163,14 @@ func (x *counterExt) closed(g *ConcurrencyGuard) {
 	}
 }
 
-// max returns the limit, or math.MaxInt64 when there is none, so that the
-// capacity test is one comparison.
+// max returns the most slots l lets be held: maxHeld when it has no limit,
+// else its limit, capped below maxHeld so that take enforces it with a
+// compare-and-swap; so the capacity test is one comparison.
 func (l *ConcurrencyLimiter) max() int64 {
 	if !l.limited {
-		return math.MaxInt64
+		return maxHeld
 	}
-	return l.limit
+	return min(l.limit, maxHeld-1)
 }
 
 // TryAcquire takes one slot without blocking. It returns a guard that holds
@@ -178,9 +186,9 @@ func (l *ConcurrencyLimiter) TryAcquire() (*ConcurrencyGuard, bool) {
 }
 
 // AtCapacity reports whether the limiter would refuse a TryAcquire now. A
-// limiter without a limit is never at capacity.
+// limiter without a limit is at capacity only while it holds 2^31 slots.
 func (l *ConcurrencyLimiter) AtCapacity() bool {
-	return l.limited && l.counter().inFlight() >= l.limit
+	return l.counter().inFlight() >= l.max()
 }
 
 // Active returns the number of slots held now.

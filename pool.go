@@ -47,7 +47,7 @@ type entry struct {
 	lim    *ConcurrencyLimiter     // &provider.limiter; its counter may be adopted
 	target *Target
 	weight uint64
-	max    int64 // the concurrency limit, or math.MaxInt64 for none
+	max    int64 // the most slots the limiter lets be held: ConcurrencyLimiter.max
 }
 
 // Option configures a ProviderPool built by NewProviderPool. When an option
@@ -270,12 +270,7 @@ func (p *ProviderPool) selectWeighted(ex *bitset, w *walk) (Selection, bool) {
 		if len(p.live) == 1 {
 			// Up to 64 providers, the common case: one word, so no
 			// reservoir across words; done here to save leastLoaded's call.
-			m := p.live[0] &^ ex.word(0)
-			mask, weight, _, wide := scanNarrow(p.word(0), m, noScore)
-			if wide {
-				best := noScore
-				mask, weight, _ = best.scanWide(p.word(0), m)
-			}
+			mask, weight, _ := scan(p.word(0), p.live[0]&^ex.word(0), noScore)
 			i = p.pickTie(0, mask, weight, w)
 		} else {
 			i = p.leastLoaded(ex, w)
@@ -287,8 +282,12 @@ func (p *ProviderPool) selectWeighted(ex *bitset, w *walk) (Selection, bool) {
 		// may have replaced the entry's), by the limiter's own limit.
 		e := &p.entries[i]
 		c := e.lim.ctr.Load()
-		if t, ok := c.take(e.lim.max()); ok {
-			return Selection{Index: i, Target: e.target, Guard: c.guard(t)}, true
+		if t, ok := c.take(e.max); ok {
+			g := c.blockGuard(t)
+			if g == nil {
+				g = c.guardOffBlock(t)
+			}
+			return Selection{Index: i, Target: e.target, Guard: g}, true
 		}
 		// The provider filled up between the scan and the acquire: choose
 		// again without it. Rare, so the copy is no burden.
@@ -306,8 +305,12 @@ func (p *ProviderPool) selectPriority(ex *bitset, w *walk) (Selection, bool) {
 		// of a priority Select, and a call would be a fifth of it.
 		e := &p.entries[i]
 		c := e.lim.ctr.Load()
-		if t, ok := c.take(e.lim.max()); ok {
-			return Selection{Index: i, Target: e.target, Guard: c.guard(t)}, true
+		if t, ok := c.take(e.max); ok {
+			g := c.blockGuard(t)
+			if g == nil {
+				g = c.guardOffBlock(t)
+			}
+			return Selection{Index: i, Target: e.target, Guard: g}, true
 		}
 	}
 	return Selection{}, false
@@ -320,7 +323,7 @@ func (p *ProviderPool) selectPriority(ex *bitset, w *walk) (Selection, bool) {
 // It makes one pass over the eligible providers, 64 at a time: the set bits
 // of a word of p.live minus the excluded ones, so excluded and weight-0
 // providers cost nothing. Scores are compared exactly by cross-multiplying
-// (a/w < b/v iff a*v < b*w, in 128 bits). The providers tied at the best
+// (a/w < b/v iff a*v < b*w; see scan). The providers tied at the best
 // score are kept as a bit mask, so the weighted tie-break takes one random
 // number and no slice. Past 64 providers, each word's ties are merged into
 // the pick by a weighted reservoir step (keep the new word's ties with
@@ -336,9 +339,9 @@ func (p *ProviderPool) leastLoaded(ex *bitset, w *walk) int {
 	)
 	for c, live := range p.live {
 		base := c << 6
-		mask, weight, better := best.scan(p.word(c), live&^ex.word(c))
-		if better {
-			tieWeight = 0 // earlier words' ties score worse
+		mask, weight, s := scan(p.word(c), live&^ex.word(c), best)
+		if s != best {
+			best, tieWeight = s, 0 // earlier words' ties score worse
 		}
 		if weight == 0 {
 			continue
@@ -424,34 +427,21 @@ func (p *ProviderPool) word(c int) *[64]entry {
 	return (*[64]entry)(p.entries[c<<6 : c<<6+64])
 }
 
-// scan visits the providers of es whose bits are set in m and returns the
-// mask and total weight of those tied at the best score, lowering s when
-// one scores better; better reports whether it did.
-func (s *score) scan(es *[64]entry, m uint64) (mask, weight uint64, better bool) {
-	mask, weight, best, wide := scanNarrow(es, m, *s)
-	if wide {
-		return s.scanWide(es, m)
-	}
-	better = best != *s
-	*s = best
-	return mask, weight, better
-}
-
-// scanNarrow is scan while counts stay below 2^32: weights are 32-bit, so
-// the cross-products fit in 64 bits. It reports wide, having done nothing,
-// once it meets a count past that. It is a function of its own, with few
-// values live, so that the loop keeps them all in registers.
-func scanNarrow(es *[64]entry, m uint64, best score) (mask, weight uint64, _ score, wide bool) {
-	if best.active>>32 != 0 {
-		return 0, 0, best, true
-	}
+// scan visits the providers of es whose bits are set in m, skipping full
+// ones, and returns the best score among them and best, and the mask and
+// total weight of the visited providers tied at it.
+//
+// Scores compare exactly by cross-multiplying: a/w < b/v iff a*v < b*w.
+// Counts stay below 2^31 (maxHeld) and weights below 2^32, so the products
+// fit in 64 bits. It is a leaf function with few values live, so that the
+// loop keeps them all in registers.
+func scan(es *[64]entry, m uint64, best score) (mask, weight uint64, _ score) {
 	for ; m != 0; m &= m - 1 {
 		j := bits.TrailingZeros64(m) & 63
 		e := &es[j]
-		c := e.ctr.Load()
-		n := c.estimate()
-		if n >= e.max && c.inFlight() >= e.max {
-			continue // full: the estimate may be high, so it asks twice
+		n := e.ctr.Load().inFlight()
+		if n >= e.max {
+			continue
 		}
 		active := uint64(n)
 		if active == 0 { // idle: ties the best at 0, or beats any other
@@ -462,9 +452,6 @@ func scanNarrow(es *[64]entry, m uint64, best score) (mask, weight uint64, _ sco
 			weight += e.weight
 			continue
 		}
-		if active>>32 != 0 {
-			return 0, 0, best, true
-		}
 		l, r := active*best.weight, best.active*e.weight // active/e.weight against best
 		if l <= r {
 			if l < r {
@@ -474,45 +461,7 @@ func scanNarrow(es *[64]entry, m uint64, best score) (mask, weight uint64, _ sco
 			weight += e.weight
 		}
 	}
-	return mask, weight, best, false
-}
-
-// scanWide is scan for any 64-bit counts, comparing in 128 bits.
-func (s *score) scanWide(es *[64]entry, m uint64) (mask, weight uint64, better bool) {
-	best := *s
-	for ; m != 0; m &= m - 1 {
-		j := bits.TrailingZeros64(m) & 63
-		e := &es[j]
-		n := e.ctr.Load().inFlight()
-		if n >= e.max {
-			continue
-		}
-		active := uint64(n)
-		switch compareFractions(active, e.weight, best.active, best.weight) {
-		case -1:
-			best = score{active, e.weight}
-			mask, weight, better = 1<<j, e.weight, true
-		case 0:
-			mask |= 1 << j
-			weight += e.weight
-		}
-	}
-	*s = best
-	return mask, weight, better
-}
-
-// compareFractions compares a/w with b/v exactly for any 64-bit counts, by
-// cross-multiplying in 128 bits: -1 if less, 0 if equal, +1 if greater.
-func compareFractions(a, w, b, v uint64) int {
-	lhi, llo := bits.Mul64(a, v)
-	rhi, rlo := bits.Mul64(b, w)
-	switch {
-	case lhi < rhi || lhi == rhi && llo < rlo:
-		return -1
-	case lhi == rhi && llo == rlo:
-		return 0
-	}
-	return 1
+	return mask, weight, best
 }
 
 // Providers returns the pool's providers in order. The slice is a copy; the

@@ -71,14 +71,17 @@ func TestLeastLoadedAcrossWords(t *testing.T) {
 
 func TestSelectRetriesWhenChosenProviderFills(t *testing.T) {
 	t.Parallel()
-	// Provider 0 looks idle to the scan (its count is 0) but refuses the
-	// acquire: a limit of 0 with the capacity check bypassed by a forged
-	// entry max, as a concurrent acquire would between scan and CAS.
+	// Provider 0 looks idle to the scan but refuses the acquire, as if a
+	// concurrent acquire had filled it between the two: its one slot is
+	// held, and the scan reads a stale, idle counter in its place.
 	p := newTestPool(t, []*Provider{
-		NewProviderWithConcurrencyLimit(newTestTarget(t, "https://racy.example.com"), 100, 0),
+		NewProviderWithConcurrencyLimit(newTestTarget(t, "https://racy.example.com"), 100, 1),
 		NewProvider(newTestTarget(t, "https://steady.example.com"), 1),
 	})
-	p.entries[0].max = 1 << 62
+	g, ok := p.entries[0].lim.TryAcquire()
+	require.True(t, ok)
+	defer g.Close()
+	p.entries[0].ctr.Store(new(counter))
 	for range 100 {
 		sel, ok := p.Select()
 		require.True(t, ok)
@@ -116,29 +119,37 @@ func TestWalkRandomIsUniform(t *testing.T) {
 	withinBinomial(t, below, 100_000, 0.5, "lower half of a range just past 2^63")
 }
 
-// Counts past 2^32 take the 128-bit comparison; the choice is as exact as
-// below it. Each case sets the in-flight counts of providers of weight 1,
-// 2 and 3 and lists the providers tied at the lowest count/weight.
+// Scores compare exactly up to the largest counts and weights: counts up
+// to 2^31 (the most a provider holds) and weights up to 2^32-1. Each case
+// sets the in-flight counts of three providers of the given weights and
+// lists the providers tied at the lowest count/weight.
 func TestLeastLoadedWithHugeCounts(t *testing.T) {
 	t.Parallel()
-	const g = 1 << 40
+	const (
+		x = 1 << 31 // maxHeld
+		w = 1<<32 - 1
+	)
 	for _, c := range []struct {
-		counts [3]int64
-		want   []int
+		counts  [3]uint64
+		weights [3]uint32
+		want    []int
 	}{
-		{[3]int64{g + 1, 2 * g, 3 * g}, []int{1, 2}},        // only provider 0 is past the tie
-		{[3]int64{3, 1 << 33, 1 << 34}, []int{0}},           // a small count among wide ones
-		{[3]int64{1 << 33, 5, 1 << 34}, []int{1}},           // the wide ones come first
-		{[3]int64{1<<62 + 1, 1<<62 + 2, 3 << 61}, []int{2}}, // products past 2^64
-		{[3]int64{1 << 61, 1 << 62, 3 << 61}, []int{0, 1, 2}},
+		{[3]uint64{x - 1, x - 1, x - 1}, [3]uint32{w, w - 1, w}, []int{0, 2}},
+		// (x-1)/(2x-1) against (x-2)/(2x-2): 2x²-4x+2 > 2x²-5x+2.
+		{[3]uint64{x - 1, x - 2, x - 1}, [3]uint32{w, w - 1, 1}, []int{1}},
+		{[3]uint64{3, x - 1, x / 2}, [3]uint32{1, 2, 3}, []int{0}},
+		{[3]uint64{x, 0, x - 1}, [3]uint32{w, 1, w}, []int{1}},
+		// (x/2-1)/(x-1), a hair below 1/2, against (x-1)/(2x-2), exactly 1/2.
+		{[3]uint64{x/2 - 1, x - 1, x/2 - 1}, [3]uint32{w / 2, w - 1, w / 2}, []int{0, 2}},
+		{[3]uint64{x / 2, x - 1, x / 2}, [3]uint32{w / 2, w - 1, w / 2}, []int{1}},
 	} {
-		p := newTestPool(t, []*Provider{
-			NewProvider(newTestTarget(t, "https://a.example.com"), 1),
-			NewProvider(newTestTarget(t, "https://b.example.com"), 2),
-			NewProvider(newTestTarget(t, "https://c.example.com"), 3),
-		})
+		providers := make([]*Provider, 3)
+		for i, wt := range c.weights {
+			providers[i] = NewProvider(newTestTarget(t, fmt.Sprintf("https://p%d.example.com", i)), wt)
+		}
+		p := newTestPool(t, providers)
 		for i, n := range c.counts {
-			p.entries[i].lim.counter().taken.Store(n)
+			p.entries[i].lim.counter().state.Store(n)
 		}
 		seen := map[int]bool{}
 		for range 200 {
@@ -148,10 +159,37 @@ func TestLeastLoadedWithHugeCounts(t *testing.T) {
 			seen[sel.Index] = true
 			sel.Close()
 		}
-		// Each tied provider has weight at least 1 of 6: missing one in 200
-		// draws has probability below (5/6)^200 < 1e-15.
+		// The tied providers have equal weights: missing one in 200 draws
+		// has probability 2^-199.
 		assert.Len(t, seen, len(c.want), "counts %v: every tied provider is picked", c.counts)
 	}
+}
+
+// A provider holding 2^31 slots, the most a counter holds, is full even
+// without a limit: Select passes it over, and fails when every provider
+// is there; a refused take leaves the count as it was.
+func TestProviderAtMaxHeldIsFull(t *testing.T) {
+	t.Parallel()
+	p := newTestPool(t, []*Provider{
+		NewProvider(newTestTarget(t, "https://a.example.com"), 1),
+		NewProvider(newTestTarget(t, "https://b.example.com"), 1),
+	})
+	a, b := p.entries[0].lim.counter(), p.entries[1].lim.counter()
+	a.state.Store(maxHeld)
+	b.state.Store(maxHeld - 1)
+	sel, ok := p.Select()
+	require.True(t, ok)
+	assert.Equal(t, 1, sel.Index)
+	_, ok = p.Select()
+	assert.False(t, ok, "both providers hold 2^31")
+	assert.True(t, p.Providers()[0].limiter.AtCapacity())
+
+	// The race that take undoes: the add goes past, the count comes back.
+	_, ok = a.take(maxHeld)
+	assert.False(t, ok)
+	assert.Equal(t, int64(maxHeld), a.inFlight())
+	sel.Close()
+	assert.Equal(t, int64(maxHeld-1), b.inFlight())
 }
 
 // An idle pool's tie-break is a binary search over the word's running
