@@ -21,6 +21,7 @@ type ProviderPool struct {
 	providers   []*Provider
 	entries     []entry  // the hot-path view of providers, same order
 	live        []uint64 // bit i%64 of live[i/64]: provider i has weight > 0
+	open        []uint64 // as live, less the providers whose limit is 0: the ones scan visits
 	cum         []uint64 // cum[i]: the weight of providers i&^63 to i, padded to whole words
 	keys        *KeySet
 	rateLimiter RateLimiter
@@ -145,6 +146,7 @@ func NewProviderPool(providers []*Provider, opts ...Option) (*ProviderPool, erro
 	// Room up to a multiple of 64, so that word views each 64 entries.
 	p.entries = make([]entry, len(providers), (len(providers)+63)&^63)
 	p.live = make([]uint64, (len(providers)+63)/64)
+	p.open = make([]uint64, len(p.live))
 	p.cum = make([]uint64, (len(providers)+63)&^63)
 	for i, pr := range providers {
 		if err := checkProvider(fmt.Sprintf("providers[%d]", i), pr); err != nil {
@@ -157,6 +159,9 @@ func NewProviderPool(providers []*Provider, opts ...Option) (*ProviderPool, erro
 		p.entries[i].ctr.Store(pr.limiter.counter())
 		if pr.Weight > 0 {
 			p.live[i/64] |= 1 << (i % 64)
+			if p.entries[i].max > 0 {
+				p.open[i/64] |= 1 << (i % 64)
+			}
 		}
 		p.cum[i] = uint64(pr.Weight)
 		if i%64 != 0 {
@@ -270,7 +275,7 @@ func (p *ProviderPool) selectWeighted(ex *bitset, w *walk) (Selection, bool) {
 		if len(p.live) == 1 {
 			// Up to 64 providers, the common case: one word, so no
 			// reservoir across words; done here to save leastLoaded's call.
-			mask, weight, _ := scan(p.word(0), p.live[0]&^ex.word(0), noScore)
+			mask, weight, _ := scan(p.word(0), p.open[0]&^ex.word(0), noScore)
 			i = p.pickTie(0, mask, weight, w)
 		} else {
 			i = p.leastLoaded(ex, w)
@@ -337,9 +342,9 @@ func (p *ProviderPool) leastLoaded(ex *bitset, w *walk) int {
 		pickMask, pickWeight uint64 // the ties picked so far, and their weight
 		tieWeight            uint64 // the weight of all ties at the best score
 	)
-	for c, live := range p.live {
+	for c, open := range p.open {
 		base := c << 6
-		mask, weight, s := scan(p.word(c), live&^ex.word(c), best)
+		mask, weight, s := scan(p.word(c), open&^ex.word(c), best)
 		if s != best {
 			best, tieWeight = s, 0 // earlier words' ties score worse
 		}
@@ -429,34 +434,45 @@ func (p *ProviderPool) word(c int) *[64]entry {
 
 // scan visits the providers of es whose bits are set in m, skipping full
 // ones, and returns the best score among them and best, and the mask and
-// total weight of the visited providers tied at it.
+// total weight of the visited providers tied at it. The bits of m must be
+// providers with a limit above 0 (p.open), so that an idle one has room.
 //
 // Scores compare exactly by cross-multiplying: a/w < b/v iff a*v < b*w.
 // Counts stay below 2^31 (maxHeld) and weights below 2^32, so the products
 // fit in 64 bits. It is a leaf function with few values live, so that the
-// loop keeps them all in registers.
+// loops keep them all in registers.
 func scan(es *[64]entry, m uint64, best score) (mask, weight uint64, _ score) {
 	for ; m != 0; m &= m - 1 {
 		j := bits.TrailingZeros64(m) & 63
 		e := &es[j]
 		n := e.ctr.Load().inFlight()
-		if n >= e.max {
-			continue
-		}
-		active := uint64(n)
-		if active == 0 { // idle: ties the best at 0, or beats any other
+		if n == 0 { // idle: ties the best at 0, or beats any other
 			if best.active != 0 {
 				best, mask, weight = score{0, e.weight}, 0, 0
 			}
 			mask |= 1 << j
 			weight += e.weight
-			continue
+			break
 		}
+		if n >= e.max {
+			continue // full
+		}
+		active := uint64(n)
 		l, r := active*best.weight, best.active*e.weight // active/e.weight against best
 		if l <= r {
 			if l < r {
 				best, mask, weight = score{active, e.weight}, 0, 0
 			}
+			mask |= 1 << j
+			weight += e.weight
+		}
+	}
+	// Once one is idle, only the idle ones tie: a lighter loop, as most
+	// pools have an idle provider most of the time.
+	for m &= m - 1; m != 0; m &= m - 1 {
+		j := bits.TrailingZeros64(m) & 63
+		e := &es[j]
+		if e.ctr.Load().inFlight() == 0 {
 			mask |= 1 << j
 			weight += e.weight
 		}

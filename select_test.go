@@ -257,3 +257,27 @@ func TestPickTieFollowsWeights(t *testing.T) {
 		}
 	}
 }
+
+// A provider whose limit is 0 never serves, idle as it looks: the scan
+// does not visit it, and the tie-break among the idle never lands on it,
+// however much of the word's weight it holds.
+func TestProviderWithLimitZeroIsNeverPicked(t *testing.T) {
+	t.Parallel()
+	p := newTestPool(t, []*Provider{
+		NewProviderWithConcurrencyLimit(newTestTarget(t, "https://closed.example.com"), 100, 0),
+		NewProvider(newTestTarget(t, "https://a.example.com"), 1),
+		NewProvider(newTestTarget(t, "https://b.example.com"), 1),
+	})
+	seen := map[int]int{}
+	for range 1000 {
+		sel, ok := p.Select()
+		require.True(t, ok)
+		seen[sel.Index]++
+		sel.Close()
+	}
+	assert.Zero(t, seen[0], "the provider with limit 0 was picked")
+	// Each open provider has probability 1/2: missing one in 1000 draws
+	// has probability 2^-999.
+	assert.NotZero(t, seen[1])
+	assert.NotZero(t, seen[2])
+}
