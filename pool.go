@@ -384,14 +384,13 @@ func (p *ProviderPool) pickTie(base int, mask, weight uint64, w *walk) int {
 			}
 		}
 	}
-	r := w.uint64n(weight)
+	r, es := w.uint64n(weight), p.word(base>>6)
 	for m := mask; ; m &= m - 1 {
-		j := bits.TrailingZeros64(m)
-		w := p.entries[base+j].weight
-		if r < w {
+		j := bits.TrailingZeros64(m) & 63
+		if r < es[j].weight {
 			return base + j
 		}
-		r -= w
+		r -= es[j].weight
 	}
 }
 
@@ -442,6 +441,7 @@ func (p *ProviderPool) word(c int) *[64]entry {
 // fit in 64 bits. It is a leaf function with few values live, so that the
 // loops keep them all in registers.
 func scan(es *[64]entry, m uint64, best score) (mask, weight uint64, _ score) {
+	_ = es[0] // es is not nil: checked here, not in the loops
 	for ; m != 0; m &= m - 1 {
 		j := bits.TrailingZeros64(m) & 63
 		e := &es[j]
