@@ -374,9 +374,13 @@ func (p *ProviderPool) pickTie(base int, mask, weight uint64, w *walk) int {
 		// hottest case, so the dozen instructions count).
 		return base + p.searchWord(base, w.uint64n(weight))
 	}
-	if total := p.cum[base+63]; weight >= total/2 {
-		// The ties hold half the word's weight or more: draw from the
-		// whole word until the draw is a tie, two draws on average.
+	if total := p.cum[base+63]; bits.OnesCount64(mask) > 48 && weight >= total/2 {
+		// Many ties, holding half the word's weight or more: draw from
+		// the whole word until the draw is a tie, two draws on average.
+		// Fewer ties are walked below: a step of the walk is cheaper than
+		// a draw and a search, and its branches predict better than the
+		// rejections (measured: FallbackIter/64 ran 15% faster walking
+		// up to 48 ties than up to the half-weight mark).
 		for {
 			j := p.searchWord(base, w.uint64n(total))
 			if mask&(1<<j) != 0 {
