@@ -365,8 +365,17 @@ func (p *ProviderPool) pickTie(base int, mask, weight uint64, w *walk) int {
 	if mask == 0 {
 		return -1
 	}
-	if mask&(mask-1) == 0 {
+	rest := mask & (mask - 1) // mask without its first tie
+	if rest == 0 {
 		return base + bits.TrailingZeros64(mask)
+	}
+	if rest&(rest-1) == 0 {
+		// Two ties, as in every pool of two: one draw, one comparison.
+		j := bits.TrailingZeros64(mask) & 63
+		if w.uint64n(weight) < p.word(base>>6)[j].weight {
+			return base + j
+		}
+		return base + bits.TrailingZeros64(rest)
 	}
 	if mask == p.live[base>>6] {
 		// Every provider of the word ties, as in an idle pool: the draw

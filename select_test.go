@@ -221,7 +221,7 @@ func TestIdleTieBreakSkipsWeightZero(t *testing.T) {
 }
 
 // The tie pick draws in proportion to weight however the ties sit in their
-// word: all of it (binary search), many of them holding half its weight or
+// word: two of them (one comparison), all of it (binary search), many of them holding half its weight or
 // more (draws from the whole word until one is a tie), or fewer (a walk
 // over the ties).
 func TestPickTieFollowsWeights(t *testing.T) {
@@ -240,6 +240,7 @@ func TestPickTieFollowsWeights(t *testing.T) {
 		"dense, one left out": p.live[0] &^ (1 << 3),
 		"half":                p.live[0] & 0x5555_5555_5555_5555,
 		"sparse":              1<<1 | 1<<2 | 1<<8,
+		"two":                 1<<2 | 1<<5,
 	}
 	require.Greater(t, bits.OnesCount64(masks["dense, one left out"]), 48, "the dense mask takes the draws")
 	checks := 0
