@@ -21,6 +21,7 @@ import (
 	"log"
 	"net/http"
 	"net/http/httputil"
+	_ "net/http/pprof"
 	"net/url"
 	"os"
 	"runtime"
@@ -65,6 +66,7 @@ func main() {
 	mux := http.NewServeMux()
 	mux.Handle("/", h)
 	mux.HandleFunc("GET /memstats", serveMemstats)
+	mux.Handle("GET /debug/pprof/", http.DefaultServeMux) // net/http/pprof, for profiles under load
 	srv := &http.Server{Addr: *addr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	log.Fatal(srv.ListenAndServe())
 }
