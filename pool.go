@@ -372,7 +372,7 @@ func (p *ProviderPool) pickTie(base int, mask, weight uint64, w *walk) int {
 	if rest&(rest-1) == 0 {
 		// Two ties, as in every pool of two: one draw, one comparison.
 		j := bits.TrailingZeros64(mask) & 63
-		if w.uint64n(weight) < p.word(base>>6)[j].weight {
+		if w.uint64n(weight) < p.word(base >> 6)[j].weight {
 			return base + j
 		}
 		return base + bits.TrailingZeros64(rest)
@@ -454,7 +454,7 @@ func (p *ProviderPool) word(c int) *[64]entry {
 // fit in 64 bits. It is a leaf function with few values live, so that the
 // loops keep them all in registers.
 func scan(es *[64]entry, m uint64, best score) (mask, weight uint64, _ score) {
-	_ = es[0] // es is not nil: checked here, not in the loops
+	_ = es[0].weight // es is not nil: checked here, not in the loops
 	for ; m != 0; m &= m - 1 {
 		j := bits.TrailingZeros64(m) & 63
 		e := &es[j]
