@@ -72,12 +72,14 @@ func BenchmarkSelectInflight(b *testing.B) {
 		b.ReportAllocs()
 		b.ResetTimer()
 		for i := 0; i < b.N; i++ {
-			slot := &ring[i%len(ring)]
-			slot.Close()
+			// As WORKLOADS.md says and the Rust harness does: select, then
+			// close the selection of 256 ops ago, then store the new one.
 			sel, ok := p.Select()
 			if !ok {
 				b.Fatal("no selection")
 			}
+			slot := &ring[i%len(ring)]
+			slot.Close()
 			*slot = sel
 		}
 		b.StopTimer()
@@ -121,12 +123,12 @@ func BenchmarkParallelInflight(b *testing.B) {
 		b.RunParallel(func(pb *testing.PB) {
 			var ring [128]Selection
 			for i := 0; pb.Next(); i++ {
-				slot := &ring[i%len(ring)]
-				slot.Close()
-				sel, ok := p.Select()
+				sel, ok := p.Select() // then close the old, as in SelectInflight
 				if !ok {
 					panic("no selection")
 				}
+				slot := &ring[i%len(ring)]
+				slot.Close()
 				*slot = sel
 			}
 			for _, sel := range ring {
