@@ -152,21 +152,20 @@ func (it *SelectIter) Next() (Selection, bool) {
 }
 
 // passDone reports whether the walk has tried every provider that could
-// serve: every provider under priority, every one of weight above 0 under
-// weighted_random.
+// serve: every provider whose limit is above 0 under priority, every one
+// of those of weight above 0 under weighted_random. (A provider that is
+// full now could serve later, so it still counts.)
 func (it *SelectIter) passDone() bool {
 	p := it.pool
 	if it.excluded.lo == 0 && len(it.excluded.hi) == 0 {
 		return false
 	}
-	for c, live := range p.live {
-		if p.strategy == Priority {
-			live = ^uint64(0)
-			if rest := len(p.entries) - c*64; rest < 64 {
-				live = 1<<uint(rest) - 1
-			}
-		}
-		if live&^it.excluded.word(c) != 0 {
+	eligible := p.open
+	if p.strategy == Priority {
+		eligible = p.capable
+	}
+	for c, m := range eligible {
+		if m&^it.excluded.word(c) != 0 {
 			return false
 		}
 	}

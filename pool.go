@@ -21,7 +21,8 @@ type ProviderPool struct {
 	providers   []*Provider
 	entries     []entry  // the hot-path view of providers, same order
 	live        []uint64 // bit i%64 of live[i/64]: provider i has weight > 0
-	open        []uint64 // as live, less the providers whose limit is 0: the ones scan visits
+	capable     []uint64 // as live, for the providers whose limit is above 0: the ones that can ever serve
+	open        []uint64 // live & capable: the ones scan visits
 	cum         []uint64 // cum[i]: the weight of providers i&^63 to i, padded to whole words
 	keys        *KeySet
 	rateLimiter RateLimiter
@@ -146,6 +147,7 @@ func NewProviderPool(providers []*Provider, opts ...Option) (*ProviderPool, erro
 	// Room up to a multiple of 64, so that word views each 64 entries.
 	p.entries = make([]entry, len(providers), (len(providers)+63)&^63)
 	p.live = make([]uint64, (len(providers)+63)/64)
+	p.capable = make([]uint64, len(p.live))
 	p.open = make([]uint64, len(p.live))
 	p.cum = make([]uint64, (len(providers)+63)&^63)
 	for i, pr := range providers {
@@ -159,10 +161,11 @@ func NewProviderPool(providers []*Provider, opts ...Option) (*ProviderPool, erro
 		p.entries[i].ctr.Store(pr.limiter.counter())
 		if pr.Weight > 0 {
 			p.live[i/64] |= 1 << (i % 64)
-			if p.entries[i].max > 0 {
-				p.open[i/64] |= 1 << (i % 64)
-			}
 		}
+		if p.entries[i].max > 0 {
+			p.capable[i/64] |= 1 << (i % 64)
+		}
+		p.open[i/64] = p.live[i/64] & p.capable[i/64]
 		p.cum[i] = uint64(pr.Weight)
 		if i%64 != 0 {
 			p.cum[i] += p.cum[i-1]

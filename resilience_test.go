@@ -71,6 +71,17 @@ func TestPassDoesNotRestartOnAFullProvider(t *testing.T) {
 		NewProvider(newTestTarget(t, "https://p1.example.com"), 0)}, WithFallback(FallbackConfig{Enabled: true, MaxAttempts: 3}))
 	require.NoError(t, err)
 	assert.Equal(t, []int{0, 0, 0}, walkOrder(w))
+
+	// Nor is a provider whose limit is 0, under either strategy: it can
+	// never serve, so a pass over the others restarts too.
+	for _, s := range []LoadBalanceStrategy{WeightedRandom, Priority} {
+		z, err := NewProviderPool([]*Provider{
+			NewProviderWithConcurrencyLimit(newTestTarget(t, "https://closed.example.com"), 1, 0),
+			NewProvider(newTestTarget(t, "https://p1.example.com"), 1)},
+			WithStrategy(s), WithFallback(FallbackConfig{Enabled: true, MaxAttempts: 3}))
+		require.NoError(t, err)
+		assert.Equal(t, []int{1, 1, 1}, walkOrder(z), "%v", s)
+	}
 }
 
 func TestBackoffSequence(t *testing.T) {
