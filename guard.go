@@ -18,7 +18,7 @@ import (
 // block (512 bytes) alive. A guard is handed out once and never reused.
 type ConcurrencyGuard struct {
 	done  atomic.Uint32 // 1 once closed
-	pos   uint16        // 1 + the guard's index in its block; 0: the zero value
+	back  uint16        // bytes from the guard back to its run's header; 0: the zero value
 	panic bool          // chosen in outlier detection's panic mode
 }
 
@@ -49,16 +49,15 @@ func (g *ConcurrencyGuard) release() {
 // guard.
 //
 // A guard does not store it: the guards of a block share one pointer, in
-// the block's header, which a guard finds from its own address and
-// position. That keeps a guard to 8 bytes with no pointer in it, so the
-// blocks cost the garbage collector little, and handing one out writes no
-// pointer.
+// the block's header, which a guard finds from its own address and its
+// distance from the header. That keeps a guard to 8 bytes with no pointer
+// in it, so the blocks cost the garbage collector little, and handing one
+// out writes no pointer.
 func (g *ConcurrencyGuard) counter() *counter {
-	if g == nil || g.pos == 0 {
+	if g == nil || g.back == 0 {
 		return nil
 	}
-	back := guardsOffset + uintptr(g.pos-1)*unsafe.Sizeof(*g)
-	return (*guardHeader)(unsafe.Add(unsafe.Pointer(g), -int(back))).c
+	return (*guardHeader)(unsafe.Add(unsafe.Pointer(g), -int(g.back))).c
 }
 
 // guardHeader starts every run of guards: guardBlock and guardSingle.
@@ -87,9 +86,9 @@ type guardSingle struct {
 	guard ConcurrencyGuard
 }
 
-// guardsOffset is where a run's guards start. ConcurrencyGuard.counter
-// relies on it being the same in both runs; the array below fails to
-// compile otherwise.
+// guardsOffset is where a run's guards start. The guards' distances back
+// to their header are figured from it, for both kinds of run, so it must be
+// the same in both; the array below fails to compile otherwise.
 const guardsOffset = unsafe.Offsetof(guardBlock{}.guards)
 
 var _ [0]struct{} = [guardsOffset - unsafe.Offsetof(guardSingle{}.guard)]struct{}{}
@@ -121,15 +120,15 @@ func (c *counter) blockGuard(t uint32) *ConcurrencyGuard {
 func (c *counter) guardOffBlock(t uint32) *ConcurrencyGuard {
 	if t%guardsPerBlock != 0 {
 		s := &guardSingle{guardHeader: guardHeader{c: c, base: t}}
-		s.guard.pos = 1
+		s.guard.back = uint16(guardsOffset)
 		return &s.guard
 	}
 	b := c.blk.Load()
 	nb := &guardBlock{guardHeader: guardHeader{c: c, base: t}}
-	// Positions are written here, not at hand-out: the guards of a block go
+	// Distances are written here, not at hand-out: the guards of a block go
 	// to every core, and each write to a line another core wrote moves it.
 	for i := range nb.guards {
-		nb.guards[i].pos = uint16(i + 1)
+		nb.guards[i].back = uint16(guardsOffset + uintptr(i)*unsafe.Sizeof(nb.guards[i]))
 	}
 	c.blk.CompareAndSwap(b, nb) // lost: a newer block is in place; keep it
 	return &nb.guards[0]
