@@ -287,7 +287,9 @@ func (p *ProviderPool) selectWeighted(ex *bitset, w *walk) (Selection, bool) {
 			return Selection{}, false
 		}
 		// Take the slot from the counter the limiter has now (adoption
-		// may have replaced the entry's), by the limiter's own limit.
+		// may have replaced the entry's), by the limiter's limit (e.max,
+		// fixed when the limiter was made). The block guard is looked up
+		// here, inlined; guardOffBlock makes the rest.
 		e := &p.entries[i]
 		c := e.lim.ctr.Load()
 		if t, ok := c.take(e.max); ok {
@@ -329,8 +331,8 @@ func (p *ProviderPool) selectPriority(ex *bitset, w *walk) (Selection, bool) {
 // at random in proportion to weight; or -1 if there is none.
 //
 // It makes one pass over the eligible providers, 64 at a time: the set bits
-// of a word of p.live minus the excluded ones, so excluded and weight-0
-// providers cost nothing. Scores are compared exactly by cross-multiplying
+// of a word of p.open minus the excluded ones, so excluded providers, and
+// those of weight 0 or limit 0, cost nothing. Scores are compared exactly by cross-multiplying
 // (a/w < b/v iff a*v < b*w; see scan). The providers tied at the best
 // score are kept as a bit mask, so the weighted tie-break takes one random
 // number and no slice. Past 64 providers, each word's ties are merged into
