@@ -40,6 +40,7 @@ type ProviderPool struct {
 	stats       *poolStats        // shared with the pools it replaces
 	moves       atomic.Uint64     // counterMoves when entries' counters were read
 	hasShared   bool              // some provider's limit is shared across replicas
+	path        selectPath        // which of the selections a Select takes
 }
 
 // entry is what selection reads of a provider, laid out contiguously so that
@@ -207,6 +208,14 @@ func NewProviderPool(providers []*Provider, opts ...Option) (*ProviderPool, erro
 	if p.budgetCfg != nil {
 		p.budget = newRetryBudget(*p.budgetCfg, p.clock)
 	}
+	switch {
+	case p.detect != nil:
+		p.path = pathHealthy
+	case p.hasShared:
+		p.path = pathShared
+	case p.strategy == Priority:
+		p.path = pathPriority
+	}
 	return p, nil
 }
 
@@ -239,16 +248,27 @@ func (p *ProviderPool) selectExcluding(ex *bitset, w *walk) (Selection, bool) {
 	if m := counterMoves.Load(); m != p.moves.Load() {
 		p.rereadCounters(m)
 	}
-	switch {
-	case p.detect != nil:
-		return p.selectHealthy(ex, w)
-	case p.hasShared:
-		return p.selectShared(ex, w)
-	case p.strategy == Priority:
+	switch p.path {
+	case pathPriority:
 		return p.selectPriority(ex, w)
+	case pathHealthy:
+		return p.selectHealthy(ex, w)
+	case pathShared:
+		return p.selectShared(ex, w)
 	}
 	return p.selectWeighted(ex, w)
 }
+
+// selectPath is which of the selections a pool's Select takes, decided
+// once when the pool is built, so that a Select dispatches on one byte.
+type selectPath uint8
+
+const (
+	pathWeighted selectPath = iota // selectWeighted: the zero value
+	pathPriority                   // selectPriority
+	pathHealthy                    // selectHealthy: outlier detection, either strategy
+	pathShared                     // selectShared: limits shared across replicas
+)
 
 // rereadCounters brings the entries' counters up to date after some
 // limiter adopted a counter; m is counterMoves, read before them.
