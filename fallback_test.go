@@ -268,13 +268,7 @@ func TestTieBreakFollowsWeightsAcrossManyProviders(t *testing.T) {
 		ps[i] = NewProvider(newTestTarget(t, fmt.Sprintf("https://p%d.example.com", i)), uint32(w))
 	}
 	p := newTestPool(t, ps)
-	counts := make([]int, providers)
-	for range n {
-		sel, ok := p.Select()
-		require.True(t, ok)
-		counts[sel.Index]++
-		sel.Close()
-	}
+	counts := selectCounts(t, p, n)
 	for i, c := range counts {
 		withinBinomialAmong(t, c, n, float64(i%4+1)/float64(total), providers, fmt.Sprintf("provider %d", i))
 	}

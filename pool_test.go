@@ -43,6 +43,33 @@ func collect(p *ProviderPool) []Selection {
 	}
 }
 
+// hold makes n selections of p and returns them, held. The caller closes
+// them.
+func hold(t testing.TB, p *ProviderPool, n int) []Selection {
+	t.Helper()
+	held := make([]Selection, 0, n)
+	for range n {
+		sel, ok := p.Select()
+		require.True(t, ok, "selection %d of %d", len(held)+1, n)
+		held = append(held, sel)
+	}
+	return held
+}
+
+// selectCounts makes n selections of p, closing each at once, and counts
+// them by provider.
+func selectCounts(t testing.TB, p *ProviderPool, n int) []int {
+	t.Helper()
+	counts := make([]int, p.Len())
+	for range n {
+		sel, ok := p.Select()
+		require.True(t, ok)
+		counts[sel.Index]++
+		sel.Close()
+	}
+	return counts
+}
+
 func closeAll(sels []Selection) {
 	for _, s := range sels {
 		s.Close()
@@ -139,12 +166,7 @@ func TestWeightedLeastConnectionsRespectsWeights(t *testing.T) {
 		NewProvider(newTestTarget(t, "https://heavy.example.com"), 3),
 		NewProvider(newTestTarget(t, "https://light.example.com"), 1),
 	})
-	var held []Selection
-	for range 40 {
-		sel, ok := p.Select()
-		require.True(t, ok)
-		held = append(held, sel)
-	}
+	held := hold(t, p, 40)
 	assert.Equal(t, 30, p.Providers()[0].ActiveConnections())
 	assert.Equal(t, 10, p.Providers()[1].ActiveConnections())
 	closeAll(held)
@@ -495,12 +517,7 @@ func TestAdoptProviderStatePreservesActiveCounts(t *testing.T) {
 		NewProvider(newTestTarget(t, "https://api1.example.com"), 3),
 		NewProvider(newTestTarget(t, "https://api2.example.com"), 1),
 	})
-	var held []Selection
-	for range 8 {
-		sel, ok := old.Select()
-		require.True(t, ok)
-		held = append(held, sel)
-	}
+	held := hold(t, old, 8)
 	// 8 picks at weights 3:1 with guards held split exactly 6:2.
 	old0, old1 := old.Providers()[0].ActiveConnections(), old.Providers()[1].ActiveConnections()
 	assert.Equal(t, 6, old0)
@@ -531,12 +548,7 @@ func TestAdoptProviderStatePreservesActiveCounts(t *testing.T) {
 
 func TestAdoptProviderStateNewProviderStartsAtZero(t *testing.T) {
 	old := newTestPool(t, []*Provider{NewProvider(newTestTarget(t, "https://api1.example.com"), 1)})
-	var held []Selection
-	for range 5 {
-		sel, ok := old.Select()
-		require.True(t, ok)
-		held = append(held, sel)
-	}
+	held := hold(t, old, 5)
 	defer closeAll(held)
 
 	next := newTestPool(t, []*Provider{
@@ -553,12 +565,7 @@ func TestAdoptProviderStateRemovedProviderIgnored(t *testing.T) {
 		NewProvider(newTestTarget(t, "https://api1.example.com"), 1),
 		NewProvider(newTestTarget(t, "https://api2.example.com"), 1),
 	})
-	var held []Selection
-	for range 4 {
-		sel, ok := old.Select()
-		require.True(t, ok)
-		held = append(held, sel)
-	}
+	held := hold(t, old, 4)
 	defer closeAll(held)
 
 	next := newTestPool(t, []*Provider{NewProvider(newTestTarget(t, "https://api1.example.com"), 1)})
@@ -593,12 +600,7 @@ func TestAdoptProviderStatePreservesPoolConcurrencyLimiter(t *testing.T) {
 // replaces: the other pool selects by the adopted count too, at once.
 func TestAdoptionReachesEveryPoolOfAProvider(t *testing.T) {
 	old := newTestPool(t, []*Provider{NewProvider(newTestTarget(t, "https://shared.example.com"), 1)})
-	var held []Selection
-	for range 3 {
-		sel, ok := old.Select()
-		require.True(t, ok)
-		held = append(held, sel)
-	}
+	held := hold(t, old, 3)
 	shared := NewProvider(newTestTarget(t, "https://shared.example.com"), 1)
 	other := NewProvider(newTestTarget(t, "https://other.example.com"), 1)
 	next := newTestPool(t, []*Provider{shared})

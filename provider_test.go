@@ -52,12 +52,7 @@ func TestProviderStructLiteral(t *testing.T) {
 	// A Provider without a constructor has no concurrency limit and works.
 	pr := &Provider{Target: newTestTarget(t, "https://api.example.com"), Weight: 2}
 	p := newTestPool(t, []*Provider{pr})
-	var held []Selection
-	for range 100 {
-		sel, ok := p.Select()
-		require.True(t, ok)
-		held = append(held, sel)
-	}
+	held := hold(t, p, 100)
 	assert.Equal(t, 100, pr.ActiveConnections())
 	closeAll(held)
 	assert.Equal(t, 0, pr.ActiveConnections())

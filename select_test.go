@@ -204,13 +204,7 @@ func TestIdleTieBreakSkipsWeightZero(t *testing.T) {
 	}
 	p := newTestPool(t, providers)
 	const n = 80_000
-	counts := make([]int, len(weights))
-	for range n {
-		sel, ok := p.Select()
-		require.True(t, ok)
-		counts[sel.Index]++
-		sel.Close()
-	}
+	counts := selectCounts(t, p, n)
 	for i, w := range weights {
 		if w == 0 {
 			assert.Zero(t, counts[i], "provider %d has weight 0", i)
@@ -279,13 +273,7 @@ func TestProviderWithLimitZeroIsNeverPicked(t *testing.T) {
 		NewProvider(newTestTarget(t, "https://a.example.com"), 1),
 		NewProvider(newTestTarget(t, "https://b.example.com"), 1),
 	})
-	seen := map[int]int{}
-	for range 1000 {
-		sel, ok := p.Select()
-		require.True(t, ok)
-		seen[sel.Index]++
-		sel.Close()
-	}
+	seen := selectCounts(t, p, 1000)
 	assert.Zero(t, seen[0], "the provider with limit 0 was picked")
 	// Each open provider has probability 1/2: missing one in 1000 draws
 	// has probability 2^-999.
