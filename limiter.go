@@ -20,9 +20,9 @@ const cacheLinePad = 128
 //
 // Its state is one word: the low 32 bits count the slots held now, the high
 // 32 bits the slots ever taken (mod 2^32). Taking a slot adds to both, so
-// the one atomic add that takes it also draws a ticket, unique among the
-// slots held, that names its guard in the counter's current guard block;
-// and the count reads exactly in one load, however releases race with it.
+// the one atomic add that takes it also draws a ticket that names its
+// guard in the counter's current guard block; and the count reads exactly
+// in one load, however releases race with it.
 type counter struct {
 	state atomic.Uint64 // taken<<32 | held
 	// blk is the guard block for the tickets of its base onwards.
@@ -90,8 +90,9 @@ func (c *counter) release() {
 // fits in one atomic word with room to spare.
 //
 // The zero value is a valid limiter that counts but never refuses (short of
-// 2^31 slots held), the same as [NewConcurrencyLimiter]. A ConcurrencyLimiter is safe for simultaneous use by
-// multiple goroutines and must not be copied after first use.
+// 2^31 slots held), the same as [NewConcurrencyLimiter]. A
+// ConcurrencyLimiter is safe for simultaneous use by multiple goroutines and
+// must not be copied after first use.
 type ConcurrencyLimiter struct {
 	// ctr is installed lazily (so that the zero value works) and replaced by
 	// AdoptActiveCounter.
@@ -112,8 +113,9 @@ func NewConcurrencyLimiter() *ConcurrencyLimiter {
 
 // NewConcurrencyLimiterWithLimit returns a limiter that refuses once limit
 // guards are held, or 2^31-1 if limit is larger (a limiter's count fits
-// in one atomic word with room to spare). A limit of 0 refuses everything. A negative limit also
-// refuses everything, and [NewProviderPool] reports it as an error.
+// in one atomic word with room to spare). A limit of 0 refuses everything.
+// A negative limit also refuses everything, and [NewProviderPool] reports
+// it as an error.
 func NewConcurrencyLimiterWithLimit(limit int) *ConcurrencyLimiter {
 	l := &ConcurrencyLimiter{limited: true, limit: int64(limit)}
 	l.counter()

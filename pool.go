@@ -166,7 +166,6 @@ func NewProviderPool(providers []*Provider, opts ...Option) (*ProviderPool, erro
 		if p.entries[i].max > 0 {
 			p.capable[i/64] |= 1 << (i % 64)
 		}
-		p.open[i/64] = p.live[i/64] & p.capable[i/64]
 		p.cum[i] = uint64(pr.Weight)
 		if i%64 != 0 {
 			p.cum[i] += p.cum[i-1]
@@ -174,6 +173,9 @@ func NewProviderPool(providers []*Provider, opts ...Option) (*ProviderPool, erro
 	}
 	for i := len(providers); i < len(p.cum); i++ {
 		p.cum[i] = p.cum[i-1] // the last word's padding holds its total
+	}
+	for c := range p.open {
+		p.open[c] = p.live[c] & p.capable[c]
 	}
 	if !p.strategy.valid() {
 		errs = append(errs, fieldErr("strategy", "%v is not defined; want WeightedRandom or Priority", p.strategy))

@@ -35,8 +35,8 @@ func (w *walk) next() uint64 {
 
 // boundedRand returns a uniform random number in [0, n), n > 0, from the
 // uniform 64-bit numbers of src, by Lemire's multiply-shift with
-// rejection: exactly uniform, and almost always one number of src. It is
-// math/rand/v2's Uint64N without the method call on a global source.
+// rejection: exactly uniform, and almost always one number of src (the
+// algorithm of math/rand/v2's Uint64N, over any source).
 func boundedRand(src func() uint64, n uint64) uint64 {
 	hi, lo := bits.Mul64(src(), n)
 	if lo < n {
