@@ -5,11 +5,14 @@
 # this machine, the same two mock upstreams, the same load from wrk: 64
 # connections, a non-streaming chat completion, then an SSE stream of 20
 # events. Prints a Markdown table and writes bench/out/latency.png; then
+# the same loads at a fixed rate below every proxy's capacity (loadbench
+# rate), where the latency is the path's own rather than a queue's; then
 # the memory a stream in flight holds in the gateway and in the
 # ReverseProxy (loadbench holdstreams).
 #
-#   bench/load.sh                # 8 s per run
-#   DURATION=20s bench/load.sh
+#   bench/load.sh                # 8 s per wrk run, 5 s per fixed-rate run
+#   DURATION=20s RATE_SECONDS=10 bench/load.sh
+#   RATE_CHAT=2000 RATE_STREAM=500 bench/load.sh   # the fixed rates, per second
 #
 # Needs Debian's nginx-light, haproxy, wrk and gnuplot-nox (it installs the
 # missing ones when it can).
@@ -128,6 +131,21 @@ for kind in chat stream; do
 	run reverseproxy "$rp" "$kind"
 	run gateway "$gw" "$kind"
 done
+
+# The same paths at a fixed rate, below every proxy's capacity, so the
+# latency is each path's own and not a queue's: loadbench rate, 64
+# connections, three rounds taken in turn, the median of each percentile.
+rate_chat=${RATE_CHAT:-2000} rate_stream=${RATE_STREAM:-500} rate_for=${RATE_SECONDS:-5}
+: > "$out/rate.txt"
+for kind in chat stream; do
+	rate=$rate_chat flag=""; [ "$kind" = stream ] && rate=$rate_stream flag="-stream"
+	for round in 1 2 3; do
+		for target in direct:$up1 nginx:$ngx haproxy:$hap reverseproxy:$rp gateway:$gw; do
+			line=$("$work/loadbench" rate -to "http://127.0.0.1:${target#*:}/v1/chat/completions" -rate "$rate" -d "${rate_for}s" $flag)
+			echo "$kind ${target%%:*} $rate $line" >> "$out/rate.txt"
+		done
+	done
+done
 left=$(curl -s "http://127.0.0.1:$gw/inflight" 2>/dev/null || echo "?")
 
 # Memory per stream in flight: 2000 streams held open by the upstream
@@ -153,6 +171,28 @@ END {
 		printf "| %s | %s | %d | %d µs | %d µs | %s | %s | %s | %s |%s\n", k, name[i], rps[i], p50[i], p99[i], a50s, a99s, vsn, vsr, bad[i] ? " " bad[i] " non-2xx" : ""
 	}
 }' "$out/load.txt" | tee "$out/load.md"
+echo
+echo "At a fixed rate ($rate_chat chat completions or $rate_stream streams per second, 64 connections, loadbench rate, $rate_for s, median of 3 rounds):"
+# rate.txt: kind name rate count seconds p50 p90 p99 p99.9 failed
+awk -v want="$rate_for" '
+function median(list,   v, n, a, b, t) {
+	n = split(substr(list, 2), v, " ")
+	for (a = 1; a <= n; a++) for (b = a + 1; b <= n; b++) if (v[b] + 0 < v[a] + 0) { t = v[a]; v[a] = v[b]; v[b] = t }
+	return v[int((n + 1) / 2)]
+}
+{ k = $1 " " $2; if (!(k in rate)) order[++rows] = k
+  rate[k] = $3; p50[k] = p50[k] " " $6; p99[k] = p99[k] " " $8; failed[k] += $10; if ($5 > want * 1.05) late[k]++ }
+END {
+	print "| load | through | rate/s | p50 | p99 | added p50 | added p99 | failed | rounds behind schedule |"
+	print "|---|---|---|---|---|---|---|---|---|"
+	for (i = 1; i <= rows; i++) { k = order[i]; m50[k] = median(p50[k]); m99[k] = median(p99[k]) }
+	for (i = 1; i <= rows; i++) {
+		k = order[i]; split(k, kn, " "); d = kn[1] " direct"
+		added50 = k == d ? "-" : sprintf("%d µs", m50[k] - m50[d])
+		added99 = k == d ? "-" : sprintf("%d µs", m99[k] - m99[d])
+		printf "| %s | %s | %d | %d µs | %d µs | %s | %s | %d | %d |\n", kn[1], kn[2], rate[k], m50[k], m99[k], added50, added99, failed[k], late[k]
+	}
+}' "$out/rate.txt" | tee "$out/rate.md"
 echo "requests and slots in flight in the gateway after the runs: $left"
 cat "$out/streammem.txt"
 

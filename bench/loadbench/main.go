@@ -6,12 +6,14 @@
 //	loadbench reverseproxy -addr 127.0.0.1:9100 -to http://127.0.0.1:9001,http://127.0.0.1:9002
 //	loadbench gateway -addr 127.0.0.1:9200 -to http://127.0.0.1:9001,http://127.0.0.1:9002
 //	loadbench holdstreams -to http://127.0.0.1:9200 -n 1000
+//	loadbench rate -to http://127.0.0.1:9200/v1/chat/completions -rate 2000 -d 8s
 //
 // holdstreams measures what a stream in flight costs the proxy at -to: it
 // opens n streams that the upstream holds open after their first event,
 // and prints the growth of the proxy's heap and stacks, and of its
 // goroutines, per stream; then it closes them and, for the gateway, checks
-// that nothing is left in flight.
+// that nothing is left in flight. rate sends chat completions (or streams,
+// with -stream) at a fixed rate and prints their latency percentiles.
 package main
 
 import (
@@ -36,13 +38,24 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		log.Fatal("usage: loadbench upstream|reverseproxy|gateway -addr ADDR [-to URL,URL]")
+		log.Fatal("usage: loadbench upstream|reverseproxy|gateway -addr ADDR [-to URL,URL] | holdstreams|rate -to URL")
 	}
 	fs := flag.NewFlagSet(os.Args[1], flag.ExitOnError)
 	addr := fs.String("addr", "127.0.0.1:0", "address to serve on")
 	to := fs.String("to", "", "upstream base URLs, comma-separated")
 	n := fs.Int("n", 1000, "holdstreams: streams to hold open")
+	rate := fs.Int("rate", 2000, "rate: requests per second")
+	conns := fs.Int("c", 64, "rate: connections")
+	d := fs.Duration("d", 8*time.Second, "rate: how long to send")
+	stream := fs.Bool("stream", false, "rate: ask for SSE streams")
 	fs.Parse(os.Args[2:])
+	if os.Args[1] == "rate" {
+		body := fmt.Sprintf(`{"model":"m","stream":%t,"messages":[{"role":"user","content":"Hi"}]}`, *stream)
+		if err := rateRun(*to, body, *rate, *conns, *d); err != nil {
+			log.Fatal(err)
+		}
+		return
+	}
 	if os.Args[1] == "holdstreams" {
 		if err := holdStreams(*to, *n); err != nil {
 			log.Fatal(err)
