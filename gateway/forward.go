@@ -31,7 +31,7 @@ type failure struct {
 func (h *Handler) forward(w http.ResponseWriter, r *http.Request, req *request) {
 	pl := req.adm.Pool
 	clock := pl.Clock()
-	last := &failure{own: errAllBusy()}
+	var last *failure // nil: no provider had room
 	it := pl.SelectIter()
 	for {
 		sel, ok := it.Next()
@@ -64,6 +64,9 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, req *request) 
 		} else if err != nil {
 			break // no time left for another attempt: answer with this one
 		}
+	}
+	if last == nil {
+		last = &failure{own: errAllBusy()}
 	}
 	h.writeFailure(w, last)
 }

@@ -135,17 +135,10 @@ func (h *Handler) readRequest(w http.ResponseWriter, r *http.Request) (*request,
 	}
 	req := &request{body: body, route: r.Header.Get("Model-Override")}
 	if len(bytes.TrimSpace(body)) > 0 && (req.route == "" || json.Valid(body)) {
-		var fields map[string]json.RawMessage
-		if err := json.Unmarshal(body, &fields); err != nil || fields == nil {
-			return nil, apiError(http.StatusBadRequest, "invalid_json", "invalid_request_error",
-				"The request body is not a JSON object; send JSON such as {\"model\": \"...\", ...} with Content-Type: application/json.")
-		}
-		if raw, ok := fields["model"]; ok && string(raw) != "null" {
-			if err := json.Unmarshal(raw, &req.model); err != nil {
-				e := apiError(http.StatusBadRequest, "invalid_type", "invalid_request_error", "The model field must be a string.")
-				e.Param = "model"
-				return nil, e
-			}
+		// With Model-Override, a body that is not JSON is passed on as it is.
+		var e *pool.AdmissionError
+		if req.model, e = bodyModel(body); e != nil {
+			return nil, e
 		}
 	}
 	if req.route == "" {

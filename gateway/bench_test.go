@@ -1,0 +1,70 @@
+package gateway
+
+import (
+	"bytes"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/onwardsgo/pool"
+)
+
+// cannedTransport answers every request with a 200 and body, in memory, so
+// that a benchmark measures the gateway's own work and not the network's.
+type cannedTransport struct {
+	header http.Header
+	body   []byte
+}
+
+func (c *cannedTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	io.Copy(io.Discard, r.Body)
+	r.Body.Close()
+	return &http.Response{StatusCode: http.StatusOK, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+		Header: c.header.Clone(), Body: io.NopCloser(bytes.NewReader(c.body)),
+		ContentLength: int64(len(c.body)), Request: r}, nil
+}
+
+// benchHandler is a Handler over one alias, "m", of two providers, whose
+// upstream answers at once with a completion.
+func benchHandler(b *testing.B, contentType, body string) *Handler {
+	cfg, err := pool.ParseConfig([]byte(`{"targets": {"m": {"providers": [
+		{"url": "http://upstream-a.test/v1", "onwards_key": "sk-a"},
+		{"url": "http://upstream-b.test/v1", "onwards_key": "sk-b"}]}}}`))
+	if err != nil {
+		b.Fatal(err)
+	}
+	reg, err := pool.NewRegistry(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	t := &cannedTransport{header: http.Header{"Content-Type": {contentType}}, body: []byte(body)}
+	return &Handler{Registry: reg, Client: &http.Client{Transport: t}}
+}
+
+// BenchmarkHandler is one chat completion through Handler, with the
+// network left out: the gateway's own work per request (reading and
+// admitting it, building the upstream request, copying the answer).
+func BenchmarkHandler(b *testing.B) {
+	for _, tc := range []struct{ name, contentType, body string }{
+		{"chat", "application/json", completion("m", "Hello there")},
+		{"stream", "text/event-stream", strings.Repeat("data: {\"choices\":[{\"delta\":{\"content\":\"t\"}}]}\n\n", 20) + "data: [DONE]\n\n"},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			h := benchHandler(b, tc.contentType, tc.body)
+			reqBody := `{"model":"m","stream":false,"messages":[{"role":"user","content":"Hi"}]}`
+			b.ReportAllocs()
+			b.ResetTimer()
+			for range b.N {
+				r := httptest.NewRequest(http.MethodPost, "/v1/chat/completions", strings.NewReader(reqBody))
+				r.Header.Set("Content-Type", "application/json")
+				w := httptest.NewRecorder()
+				h.ServeHTTP(w, r)
+				if w.Code != http.StatusOK {
+					b.Fatalf("status %d: %s", w.Code, w.Body)
+				}
+			}
+		})
+	}
+}

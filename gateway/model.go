@@ -1,0 +1,128 @@
+package gateway
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/onwardsgo/pool"
+)
+
+// bodyModel returns the "model" of a request body that is a JSON object:
+// its string, or "" when the member is missing or null. A body that is not
+// a JSON object, or whose model is neither a string nor null, is a 400.
+//
+// It reads as decoding the body into a map would (names match exactly, and
+// of two members of one name the last counts), without building the map:
+// the body is checked whole, then only its top level is walked.
+func bodyModel(body []byte) (string, *pool.AdmissionError) {
+	if !json.Valid(body) {
+		return "", errNotObject()
+	}
+	raw, found, isObject := memberOf(body, "model")
+	switch {
+	case !isObject:
+		return "", errNotObject()
+	case !found || string(raw) == "null":
+		return "", nil
+	}
+	if len(raw) >= 2 && raw[0] == '"' && bytes.IndexByte(raw, '\\') < 0 && utf8.Valid(raw) {
+		return string(raw[1 : len(raw)-1]), nil // the common case: nothing to unescape
+	}
+	var model string
+	if err := json.Unmarshal(raw, &model); err != nil {
+		e := apiError(http.StatusBadRequest, "invalid_type", "invalid_request_error", "The model field must be a string.")
+		e.Param = "model"
+		return "", e
+	}
+	return model, nil
+}
+
+// errNotObject is the answer to a body that is not a JSON object.
+func errNotObject() *pool.AdmissionError {
+	return apiError(http.StatusBadRequest, "invalid_json", "invalid_request_error",
+		"The request body is not a JSON object; send JSON such as {\"model\": \"...\", ...} with Content-Type: application/json.")
+}
+
+// memberOf returns the value, as written, of the last member called name
+// of the object doc, and whether there is one; isObject is false when doc
+// is not an object. doc must be valid JSON (see json.Valid): memberOf
+// relies on it and checks nothing.
+func memberOf(doc []byte, name string) (value []byte, found, isObject bool) {
+	i := skipSpace(doc, 0)
+	if i == len(doc) || doc[i] != '{' {
+		return nil, false, false
+	}
+	// Valid JSON: after '{' or ',' comes a member; after a member, ',' or '}'.
+	for i = skipSpace(doc, i+1); doc[i] == '"'; {
+		keyEnd := stringEnd(doc, i)
+		key := doc[i:keyEnd]
+		i = skipSpace(doc, skipSpace(doc, keyEnd)+1) // past the ':'
+		end := valueEnd(doc, i)
+		if keyIs(key, name) {
+			value, found = doc[i:end], true
+		}
+		if i = skipSpace(doc, end); doc[i] == ',' {
+			i = skipSpace(doc, i+1)
+		}
+	}
+	return value, found, true
+}
+
+// keyIs reports whether the quoted key, as written, names name.
+func keyIs(quoted []byte, name string) bool {
+	if bytes.IndexByte(quoted, '\\') < 0 {
+		return string(quoted[1:len(quoted)-1]) == name
+	}
+	var key string
+	return json.Unmarshal(quoted, &key) == nil && key == name
+}
+
+// skipSpace returns the index of the first byte at or after i that is not
+// JSON whitespace.
+func skipSpace(doc []byte, i int) int {
+	for i < len(doc) && (doc[i] == ' ' || doc[i] == '\t' || doc[i] == '\n' || doc[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// stringEnd returns the index just past the string that starts at i.
+func stringEnd(doc []byte, i int) int {
+	for i++; doc[i] != '"'; i++ {
+		if doc[i] == '\\' {
+			i++ // the escaped byte, which may be a quote
+		}
+	}
+	return i + 1
+}
+
+// valueEnd returns the index just past the value that starts at i.
+func valueEnd(doc []byte, i int) int {
+	switch doc[i] {
+	case '"':
+		return stringEnd(doc, i)
+	case '{', '[':
+		depth := 0
+		for {
+			switch doc[i] {
+			case '"':
+				i = stringEnd(doc, i)
+				continue
+			case '{', '[':
+				depth++
+			case '}', ']':
+				if depth--; depth == 0 {
+					return i + 1
+				}
+			}
+			i++
+		}
+	}
+	for i < len(doc) && strings.IndexByte(",}] \t\n\r", doc[i]) < 0 {
+		i++ // a number, true, false or null
+	}
+	return i
+}
