@@ -39,8 +39,39 @@ func benchHandler(b *testing.B, contentType, body string) *Handler {
 	if err != nil {
 		b.Fatal(err)
 	}
-	t := &cannedTransport{header: http.Header{"Content-Type": {contentType}}, body: []byte(body)}
+	header := upstreamHeader.Clone()
+	header.Set("Content-Type", contentType)
+	t := &cannedTransport{header: header, body: []byte(body)}
 	return &Handler{Registry: reg, Client: &http.Client{Transport: t}}
+}
+
+// clientHeader is what the official OpenAI SDKs send with a request.
+var clientHeader = http.Header{
+	"Accept":                      {"application/json"},
+	"Authorization":               {"Bearer sk-client"},
+	"Content-Type":                {"application/json"},
+	"User-Agent":                  {"OpenAI/Python 1.54.0"},
+	"X-Stainless-Arch":            {"x64"},
+	"X-Stainless-Async":           {"false"},
+	"X-Stainless-Lang":            {"python"},
+	"X-Stainless-Os":              {"Linux"},
+	"X-Stainless-Package-Version": {"1.54.0"},
+	"X-Stainless-Retry-Count":     {"0"},
+	"X-Stainless-Runtime":         {"CPython"},
+	"X-Stainless-Runtime-Version": {"3.12.7"},
+}
+
+// upstreamHeader is what an OpenAI-compatible upstream answers with, but
+// for its Content-Type.
+var upstreamHeader = http.Header{
+	"Date":                           {"Fri, 27 Nov 2026 04:00:00 GMT"},
+	"Openai-Processing-Ms":           {"312"},
+	"Openai-Version":                 {"2020-10-01"},
+	"X-Request-Id":                   {"req_0123456789abcdef"},
+	"X-Ratelimit-Limit-Requests":     {"10000"},
+	"X-Ratelimit-Remaining-Requests": {"9999"},
+	"Strict-Transport-Security":      {"max-age=31536000; includeSubDomains; preload"},
+	"Cache-Control":                  {"no-cache, must-revalidate"},
 }
 
 // BenchmarkHandler is one chat completion through Handler, with the
@@ -58,7 +89,7 @@ func BenchmarkHandler(b *testing.B) {
 			b.ResetTimer()
 			for range b.N {
 				r := httptest.NewRequest(http.MethodPost, "/v1/chat/completions", strings.NewReader(reqBody))
-				r.Header.Set("Content-Type", "application/json")
+				r.Header = clientHeader.Clone()
 				w := httptest.NewRecorder()
 				h.ServeHTTP(w, r)
 				if w.Code != http.StatusOK {

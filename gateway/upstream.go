@@ -40,15 +40,16 @@ func NewUpstreamRequest(ctx context.Context, r *http.Request, t *pool.Target, bo
 	if t.UpstreamModel != "" {
 		body = RewriteModel(body, t.UpstreamModel)
 	}
-	u := JoinURL(t.URL, r.URL)
-	up, err := http.NewRequestWithContext(ctx, r.Method, u.String(), bytes.NewReader(body))
+	// The URL is joined here and set after: made into a string for
+	// NewRequest, it would only be parsed back.
+	up, err := http.NewRequestWithContext(ctx, r.Method, "", bytes.NewReader(body))
 	if err != nil {
 		return nil, fmt.Errorf("gateway: building the upstream request: %w", err)
 	}
-	copyHeader(up.Header, r.Header)
-	for _, h := range []string{"Authorization", "Proxy-Authorization", "Model-Override", "Host", "Content-Length", "Accept-Encoding"} {
-		up.Header.Del(h)
-	}
+	up.URL = JoinURL(t.URL, r.URL)
+	up.Host = strings.TrimSuffix(up.URL.Host, ":") // as NewRequest does: no empty port
+	up.Header = make(http.Header, len(r.Header))   // sized: no growing as it fills
+	copyHeader(up.Header, r.Header, clientOnly...)
 	if t.UpstreamAuthHeaderName != "" {
 		up.Header.Del(t.UpstreamAuthHeaderName)
 	}
@@ -114,19 +115,41 @@ func splitPath(p string) []string {
 var hopByHop = []string{"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
 	"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade"}
 
-// copyHeader copies the end-to-end headers of src into dst.
-func copyHeader(dst, src http.Header) {
-	for k, vs := range src {
-		dst[k] = slices.Clone(vs)
+// clientOnly are the client's headers the upstream request leaves out: the
+// client's credentials, the gateway's own header, and those the transport
+// writes itself.
+var clientOnly = []string{"Authorization", "Proxy-Authorization", "Model-Override", "Host", "Content-Length", "Accept-Encoding"}
+
+// copyHeader copies the end-to-end headers of src into dst, except the
+// names in skip, which are canonical (see [http.CanonicalHeaderKey]). The
+// values are copied, into one array as [http.Header.Clone] does.
+func copyHeader(dst, src http.Header, skip ...string) {
+	n := 0
+	for _, vs := range src {
+		n += len(vs)
 	}
-	for _, v := range src.Values("Connection") {
-		for _, name := range strings.Split(v, ",") {
-			dst.Del(strings.TrimSpace(name))
+	values := make([]string, n)
+	for k, vs := range src {
+		if slices.Contains(hopByHop, k) || slices.Contains(skip, k) || listedIn(src["Connection"], k) {
+			continue
+		}
+		n := copy(values, vs)
+		dst[k] = values[:n:n]
+		values = values[n:]
+	}
+}
+
+// listedIn reports whether a Connection header, of values conn, names the
+// header name: such a header belongs to the connection too.
+func listedIn(conn []string, name string) bool {
+	for _, v := range conn {
+		for _, listed := range strings.Split(v, ",") {
+			if http.CanonicalHeaderKey(strings.TrimSpace(listed)) == name {
+				return true
+			}
 		}
 	}
-	for _, h := range hopByHop {
-		dst.Del(h)
-	}
+	return false
 }
 
 // Send sends req with client and waits at most timeout (0: no limit) for

@@ -32,6 +32,33 @@ func TestJoinURL(t *testing.T) {
 	}
 }
 
+func TestCopyHeader(t *testing.T) {
+	t.Parallel()
+	src := http.Header{
+		"Connection":        {"x-listed, Keep-Alive", "X-Also"},
+		"X-Listed":          {"connection's"},
+		"X-Also":            {"connection's"},
+		"Keep-Alive":        {"timeout=5"},
+		"Transfer-Encoding": {"chunked"},
+		"Authorization":     {"Bearer sk-client"},
+		"X-Kept":            {"a", "b"},
+		"Content-Type":      {"application/json"},
+	}
+	dst := http.Header{"X-Dst": {"own"}}
+	copyHeader(dst, src, "Authorization")
+	assert.Equal(t, http.Header{
+		"X-Dst":        {"own"},
+		"X-Kept":       {"a", "b"},
+		"Content-Type": {"application/json"},
+	}, dst, "hop-by-hop, Connection-listed and skipped names are left out; dst's own stay")
+
+	dst["X-Kept"][0] = "changed"
+	dst.Add("X-Kept", "c")
+	dst.Add("Content-Type", "text/plain")
+	assert.Equal(t, []string{"a", "b"}, src["X-Kept"], "the values are copies")
+	assert.Equal(t, []string{"application/json"}, src["Content-Type"], "appending to one value list leaves the next alone")
+}
+
 func TestRewriteModel(t *testing.T) {
 	t.Parallel()
 	assert.JSONEq(t, `{"model":"b","n":1}`, string(RewriteModel([]byte(`{"model":"a","n":1}`), "b")))
