@@ -196,12 +196,22 @@ END {
 echo "requests and slots in flight in the gateway after the runs: $left"
 cat "$out/streammem.txt"
 
-# Latency percentiles of the chat load through each, as a PNG.
+# Latency percentiles of the chat load through each, as a PNG: saturated
+# (wrk) on the left, at the fixed rate (medians of the rounds) on the right.
 awk '$1 == "chat" { print $2, $4 / 1000, $5 / 1000, $6 / 1000, $7 / 1000 }' "$out/load.txt" > "$work/plot.dat"
+awk '
+function median(list,   v, n, a, b, t) {
+	n = split(substr(list, 2), v, " ")
+	for (a = 1; a <= n; a++) for (b = a + 1; b <= n; b++) if (v[b] + 0 < v[a] + 0) { t = v[a]; v[a] = v[b]; v[b] = t }
+	return v[int((n + 1) / 2)]
+}
+$1 == "chat" { if (!($2 in p50)) order[++rows] = $2; p50[$2] = p50[$2] " " $6; p90[$2] = p90[$2] " " $7; p99[$2] = p99[$2] " " $8 }
+END { for (i = 1; i <= rows; i++) { k = order[i]; print k, median(p50[k]) / 1000, median(p90[k]) / 1000, median(p99[k]) / 1000 } }
+' "$out/rate.txt" > "$work/rate.dat"
 gnuplot <<PLOT
-set terminal pngcairo size 900,480 font "sans,11" noenhanced
+set terminal pngcairo size 1200,480 font "sans,11" noenhanced
 set output "$out/latency.png"
-set title "Chat completion latency through each proxy, 64 connections (wrk), two mock upstreams"
+set multiplot layout 1,2 title "Chat completion latency through each proxy, 64 connections, two mock upstreams"
 set ylabel "ms"
 set style data histograms
 set style histogram clustered gap 1
@@ -209,6 +219,10 @@ set style fill solid 0.85 border -1
 set key top left
 set grid ytics
 set yrange [0:*]
+set title "saturated: wrk, as fast as each answers"
 plot "$work/plot.dat" using 2:xtic(1) title "p50", "" using 3 title "p75", "" using 4 title "p90", "" using 5 title "p99"
+set title "at $rate_chat per second: loadbench rate, median of 3 rounds"
+plot "$work/rate.dat" using 2:xtic(1) title "p50" lt 1, "" using 3 title "p90" lt 3, "" using 4 title "p99" lt 4
+unset multiplot
 PLOT
 echo "wrote bench/out/latency.png"
