@@ -217,42 +217,41 @@ func (adm *Admission) takeLimits(a *aliasState, key *keyState) *AdmissionError {
 	if key != nil && key.rate != nil && !key.rate.lim.Allow() {
 		return rateLimited("This API key is sending too many requests; retry after a short wait.", key.rate.lim)
 	}
-	msg := fmt.Sprintf("The model %q has too many requests in flight; retry when one finishes.", adm.Alias)
-	if err := adm.takeSlot(0, p.ConcurrencyLimiter(), a.shared, msg); err != nil {
-		return err
+	if wait, ok := adm.takeSlot(0, p.ConcurrencyLimiter(), a.shared); !ok {
+		return concurrencyLimited(fmt.Sprintf("The model %q has too many requests in flight; retry when one finishes.", adm.Alias), wait)
 	}
 	if key != nil {
-		msg = "This API key has too many requests in flight; retry when one finishes."
-		if err := adm.takeSlot(1, key.conc, key.shared, msg); err != nil {
+		if wait, ok := adm.takeSlot(1, key.conc, key.shared); !ok {
 			adm.release() // not adm.Close: the request was never counted in flight
-			return err
+			return concurrencyLimited("This API key has too many requests in flight; retry when one finishes.", wait)
 		}
 	}
 	return nil
 }
 
 // takeSlot takes slot i of the admission: on the local limiter l, then on
-// the shared one, when there are any.
-func (adm *Admission) takeSlot(i int, l *ConcurrencyLimiter, shared SharedConcurrency, msg string) *AdmissionError {
+// the shared one, when there are any. When it cannot, it takes nothing and
+// returns false, with the wait the shared limit advises, if any.
+func (adm *Admission) takeSlot(i int, l *ConcurrencyLimiter, shared SharedConcurrency) (wait time.Duration, ok bool) {
 	if l == nil {
-		return nil
+		return 0, true
 	}
 	g, ok := l.TryAcquire()
 	if !ok {
-		return concurrencyLimited(msg, 0)
+		return 0, false
 	}
 	adm.guards[i] = g
 	if shared == nil {
-		return nil
+		return 0, true
 	}
 	release, wait, ok := shared.TryAcquire()
 	if !ok {
 		g.Close()
 		adm.guards[i] = nil
-		return concurrencyLimited(msg, wait)
+		return wait, false
 	}
 	adm.releases[i] = release
-	return nil
+	return 0, true
 }
 
 func rateLimited(msg string, l RateLimiter) *AdmissionError {
