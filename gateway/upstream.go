@@ -129,8 +129,9 @@ func copyHeader(dst, src http.Header, skip ...string) {
 		n += len(vs)
 	}
 	values := make([]string, n)
+	conn := src["Connection"]
 	for k, vs := range src {
-		if slices.Contains(hopByHop, k) || slices.Contains(skip, k) || listedIn(src["Connection"], k) {
+		if slices.Contains(hopByHop, k) || slices.Contains(skip, k) || listedIn(conn, k) {
 			continue
 		}
 		n := copy(values, vs)
