@@ -166,6 +166,13 @@ func writeHeader(w http.ResponseWriter, resp *http.Response, opts ResponseOption
 
 // isEventStream reports whether a response is a server-sent event stream.
 func isEventStream(h http.Header) bool {
-	mt, _, _ := mime.ParseMediaType(h.Get("Content-Type"))
-	return mt == "text/event-stream"
+	switch ct := h.Get("Content-Type"); ct {
+	case "text/event-stream":
+		return true
+	case "application/json", "":
+		return false // the answers of most requests, told apart without a parse
+	default:
+		mt, _, _ := mime.ParseMediaType(ct)
+		return mt == "text/event-stream"
+	}
 }
