@@ -6,12 +6,14 @@
 #
 #   bench/compare.sh            # every workload, N = 2, 4, 16, 64
 #   ROUNDS=3 GO_COUNT=5 bench/compare.sh
+#   bench/compare.sh --table    # the table of the last run again, from bench/out
 #
 # Needs cargo and Debian's librust-rand-dev (rsbench's README says why);
 # RSBENCH names the rsbench source (default ../shared/bench/rsbench).
 # Writes the raw runs to bench/out/ (ignored by git) and prints a Markdown
 # table: the median of Go's ROUNDS x GO_COUNT runs, the median of Rust's
-# 2 x ROUNDS runs (each itself a median of 10 samples), and Go/Rust.
+# 2 x ROUNDS runs (each itself a median of 10 samples), the range of each
+# side's runs (how noisy the host was), and Go/Rust.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 src=${RSBENCH:-../shared/bench/rsbench}
@@ -20,33 +22,44 @@ rounds=${ROUNDS:-2}
 out=bench/out
 mkdir -p "$out"
 
-if ! command -v cargo >/dev/null; then
+table_only=false
+[ "${1:-}" = --table ] && table_only=true
+
+if $table_only; then
+	if [ ! -s "$out/go.txt" ] || [ ! -s "$out/rust.txt" ]; then
+		echo "compare.sh --table: no run in $out to tabulate; run bench/compare.sh first" >&2
+		exit 2
+	fi
+	cat "$out/machine.txt" 2>/dev/null || true
+elif ! command -v cargo >/dev/null; then
 	echo "compare.sh: cargo is not installed; it builds the Rust side" >&2
 	exit 2
 fi
-build=$(mktemp -d)
-trap 'rm -rf "$build"' EXIT
-cp -r "$src" "$build/rsbench"
-(cd "$build/rsbench" && cargo build --release -q)
-rsbench=$build/rsbench/target/release/rsbench
-go test -c -o "$build/pool.test" .
+if ! $table_only; then
+	build=$(mktemp -d)
+	trap 'rm -rf "$build"' EXIT
+	cp -r "$src" "$build/rsbench"
+	(cd "$build/rsbench" && cargo build --release -q)
+	rsbench=$build/rsbench/target/release/rsbench
+	go test -c -o "$build/pool.test" .
 
-echo "cpu: $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(nproc) cores; $(go version | cut -d' ' -f3)" | tee "$out/machine.txt"
+	echo "cpu: $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(nproc) cores; $(go version | cut -d' ' -f3)" | tee "$out/machine.txt"
 
-# Interleaved finely, so that the host's noisy spells fall on both sides:
-# for each workload, Rust, then Go, then Rust again; ROUNDS times over.
-: > "$out/rust.txt"; : > "$out/go.txt"
-for round in $(seq "$rounds"); do
-	for w in SelectClose:select_close SelectInflight:select_inflight FallbackIter:fallback_iter \
-		PrioritySelect:priority_select ParallelInflight:parallel2_inflight; do
-		gobench=${w%%:*} rsname=${w#*:}
-		cpu=""; [ "$gobench" = ParallelInflight ] && cpu="-test.cpu 2"
-		"$rsbench" "$rsname" >> "$out/rust.txt"
-		"$build/pool.test" -test.run '^$' -test.bench "^Benchmark$gobench\$" $cpu -test.benchmem \
-			-test.count "$count" -test.benchtime 200ms | grep '^Benchmark' >> "$out/go.txt"
-		"$rsbench" "$rsname" >> "$out/rust.txt"
+	# Interleaved finely, so that the host's noisy spells fall on both sides:
+	# for each workload, Rust, then Go, then Rust again; ROUNDS times over.
+	: > "$out/rust.txt"; : > "$out/go.txt"
+	for round in $(seq "$rounds"); do
+		for w in SelectClose:select_close SelectInflight:select_inflight FallbackIter:fallback_iter \
+			PrioritySelect:priority_select ParallelInflight:parallel2_inflight; do
+			gobench=${w%%:*} rsname=${w#*:}
+			cpu=""; [ "$gobench" = ParallelInflight ] && cpu="-test.cpu 2"
+			"$rsbench" "$rsname" >> "$out/rust.txt"
+			"$build/pool.test" -test.run '^$' -test.bench "^Benchmark$gobench\$" $cpu -test.benchmem \
+				-test.count "$count" -test.benchtime 200ms | grep '^Benchmark' >> "$out/go.txt"
+			"$rsbench" "$rsname" >> "$out/rust.txt"
+		done
 	done
-done
+fi
 
 # Go name -> Rust name.
 awk -v count="$count" '
@@ -54,6 +67,11 @@ function median(list,   n, a, i, j, t) {
 	n = split(list, a, " ")
 	for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] + 0 < a[i] + 0) { t = a[i]; a[i] = a[j]; a[j] = t }
 	return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+}
+function spread(list,   n, a, i, lo, hi) {
+	n = split(list, a, " "); lo = hi = a[1] + 0
+	for (i = 2; i <= n; i++) { if (a[i] + 0 < lo) lo = a[i] + 0; if (a[i] + 0 > hi) hi = a[i] + 0 }
+	return sprintf("%.1f-%.1f", lo, hi)
 }
 BEGIN {
 	name["SelectClose"] = "select_close"; name["SelectInflight"] = "select_inflight"
@@ -69,14 +87,14 @@ FILENAME ~ /rust/ { rust[$1] = rust[$1] " " $2; next }
 	for (i = 4; i < NF; i++) if ($(i + 1) == "B/op") bop[key] = $i
 }
 END {
-	print "| workload | Go ns/op | Rust ns/op | Go/Rust | Go B/op |"
-	print "|---|---|---|---|---|"
+	print "| workload | Go ns/op | Rust ns/op | Go/Rust | Go runs | Rust runs | Go B/op |"
+	print "|---|---|---|---|---|---|---|"
 	split(order, names, " ")
 	for (k = 1; k <= 5; k++) for (n = 1; n <= 4; n++) {
 		N = n == 1 ? 2 : n == 2 ? 4 : n == 3 ? 16 : 64
 		key = names[k] "/" N; rkey = name[names[k]] "/" N
 		if (!(key in gons) || !(rkey in rust)) continue
 		g = median(gons[key]); r = median(rust[rkey])
-		printf "| %s | %.1f | %.1f | %.2f | %s |\n", key, g, r, g / r, bop[key]
+		printf "| %s | %.1f | %.1f | %.2f | %s | %s | %s |\n", key, g, r, g / r, spread(gons[key]), spread(rust[rkey]), bop[key]
 	}
 }' "$out/rust.txt" "$out/go.txt" | tee "$out/table.md"
