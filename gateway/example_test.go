@@ -46,7 +46,7 @@ func ExampleHandler() {
 	body, _ := io.ReadAll(resp.Body)
 	fmt.Println(resp.StatusCode, string(body))
 	// Output:
-	// 200 {"path": "/v1/chat/completions", "auth": "Bearer sk-upstream", "body": {"model":"gpt-4o-2024-08-06"}}
+	// 200 {"path": "/v1/chat/completions", "auth": "Bearer sk-upstream", "body": {"model": "gpt-4o-2024-08-06"}}
 }
 
 // The building blocks, for a handler of your own: admit, walk the pool,

@@ -116,7 +116,7 @@ func (h *Handler) try(w http.ResponseWriter, r *http.Request, req *request, sel 
 	if t.RateLimiter != nil && !t.RateLimiter.Allow() {
 		return &failure{own: errProviderRate(pool.RateLimitDelay(t.RateLimiter))}, 0, ErrProviderRateLimited
 	}
-	up, err := NewUpstreamRequest(r.Context(), r, t, req.body)
+	up, err := newUpstreamRequest(r.Context(), r, t, req.body, req.valid)
 	if err != nil {
 		return &failure{own: errUnreachable()}, 0, err
 	}

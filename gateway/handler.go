@@ -112,6 +112,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // request is what the gateway has read of a client's request.
 type request struct {
 	body   []byte
+	valid  bool   // body is valid JSON: readRequest checked it
 	route  string // the model that selects the pool: Model-Override, else the body's
 	model  string // the model the client named, written into sanitized answers
 	strict bool
@@ -140,6 +141,7 @@ func (h *Handler) readRequest(w http.ResponseWriter, r *http.Request) (*request,
 		if req.model, e = bodyModel(body); e != nil {
 			return nil, e
 		}
+		req.valid = true
 	}
 	if req.route == "" {
 		req.route = req.model

@@ -76,6 +76,25 @@ func TestModelFromBodyOrHeader(t *testing.T) {
 	assert.Equal(t, "RIFF....", b.calls()[1].body)
 }
 
+// With a provider model to rewrite to, a JSON body gets it, with the rest
+// of the body as the client sent it, and a body that is not JSON is still
+// forwarded as it is.
+func TestUpstreamModelRewritesTheBody(t *testing.T) {
+	t.Parallel()
+	up := &recorder{}
+	r := newRig(t, `{"targets": {"a": {"url": "$A", "onwards_model": "provider-model"}}}`, map[string]http.Handler{"A": up})
+
+	require.Equal(t, http.StatusOK, r.post("/v1/chat/completions", `{"model": "a", "messages": [{"role": "user", "content": "Hi"}]}`).status)
+	require.Equal(t, http.StatusOK, r.post("/v1/audio/transcriptions", "RIFF....", "Model-Override", "a").status)
+	require.Equal(t, http.StatusOK, r.post("/v1/embeddings", `{"input": "x"}`, "Model-Override", "a").status)
+
+	calls := up.calls()
+	require.Len(t, calls, 3)
+	assert.Equal(t, `{"model": "provider-model", "messages": [{"role": "user", "content": "Hi"}]}`, calls[0].body)
+	assert.Equal(t, "RIFF....", calls[1].body)
+	assert.Equal(t, `{"model":"provider-model","input": "x"}`, calls[2].body, "a body without a model gets one")
+}
+
 func TestBadRequestBodies(t *testing.T) {
 	t.Parallel()
 	up := &recorder{}

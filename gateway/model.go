@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/http"
+	"slices"
 	"strings"
 	"unicode/utf8"
 
@@ -21,11 +22,17 @@ func bodyModel(body []byte) (string, *pool.AdmissionError) {
 	if !json.Valid(body) {
 		return "", errNotObject()
 	}
-	raw, found, isObject := memberOf(body, "model")
-	switch {
-	case !isObject:
+	var buf [2]span
+	spans, isObject := memberValues(body, "model", buf[:0])
+	if !isObject {
 		return "", errNotObject()
-	case !found || string(raw) == "null":
+	}
+	if len(spans) == 0 {
+		return "", nil
+	}
+	last := spans[len(spans)-1]
+	raw := body[last.start:last.end]
+	if string(raw) == "null" {
 		return "", nil
 	}
 	if len(raw) >= 2 && raw[0] == '"' && bytes.IndexByte(raw, '\\') < 0 && utf8.Valid(raw) {
@@ -46,14 +53,54 @@ func errNotObject() *pool.AdmissionError {
 		"The request body is not a JSON object; send JSON such as {\"model\": \"...\", ...} with Content-Type: application/json.")
 }
 
-// memberOf returns the value, as written, of the last member called name
-// of the object doc, and whether there is one; isObject is false when doc
-// is not an object. doc must be valid JSON (see json.Valid): memberOf
-// relies on it and checks nothing.
-func memberOf(doc []byte, name string) (value []byte, found, isObject bool) {
+// RewriteModel returns body with its top-level "model" set to model: the
+// value of every member of that name replaced (so that an upstream that
+// reads the first of two sees it, as one that reads the last does), or,
+// when there is none, a member added first. The rest of the body is kept
+// byte for byte. A body that is not a JSON object is returned unchanged.
+func RewriteModel(body []byte, model string) []byte {
+	if !json.Valid(body) {
+		return body
+	}
+	return rewriteValid(body, model)
+}
+
+// rewriteValid is RewriteModel for a body known to be valid JSON.
+func rewriteValid(body []byte, model string) []byte {
+	var buf [2]span
+	spans, isObject := memberValues(body, "model", buf[:0])
+	if !isObject {
+		return body
+	}
+	value, _ := json.Marshal(model) // a string always marshals
+	if len(spans) == 0 {
+		open := skipSpace(body, 0) + 1 // just past the '{'
+		member := append(append([]byte(`"model":`), value...), ',')
+		if body[skipSpace(body, open)] == '}' {
+			member = member[:len(member)-1] // the only member: no comma
+		}
+		return slices.Concat(body[:open], member, body[open:])
+	}
+	out := make([]byte, 0, len(body)+len(spans)*len(value))
+	last := 0
+	for _, v := range spans {
+		out = append(append(out, body[last:v.start]...), value...)
+		last = v.end
+	}
+	return append(out, body[last:]...)
+}
+
+// span is where a value lies in a document: doc[start:end].
+type span struct{ start, end int }
+
+// memberValues appends to spans where the values of the members called
+// name of the object doc lie, in order, and returns them; isObject is
+// false when doc is not an object. doc must be valid JSON (see
+// json.Valid): memberValues relies on it and checks nothing.
+func memberValues(doc []byte, name string, spans []span) (_ []span, isObject bool) {
 	i := skipSpace(doc, 0)
 	if i == len(doc) || doc[i] != '{' {
-		return nil, false, false
+		return spans, false
 	}
 	// Valid JSON: after '{' or ',' comes a member; after a member, ',' or '}'.
 	for i = skipSpace(doc, i+1); doc[i] == '"'; {
@@ -62,13 +109,13 @@ func memberOf(doc []byte, name string) (value []byte, found, isObject bool) {
 		i = skipSpace(doc, skipSpace(doc, keyEnd)+1) // past the ':'
 		end := valueEnd(doc, i)
 		if keyIs(key, name) {
-			value, found = doc[i:end], true
+			spans = append(spans, span{i, end})
 		}
 		if i = skipSpace(doc, end); doc[i] == ',' {
 			i = skipSpace(doc, i+1)
 		}
 	}
-	return value, found, true
+	return spans, true
 }
 
 // keyIs reports whether the quoted key, as written, names name.

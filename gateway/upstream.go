@@ -3,7 +3,6 @@ package gateway
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -34,10 +33,20 @@ import (
 // The request carries ctx; pass the client's request context so that a
 // client that leaves cancels the upstream call. [Send] adds t's timeout.
 func NewUpstreamRequest(ctx context.Context, r *http.Request, t *pool.Target, body []byte) (*http.Request, error) {
+	return newUpstreamRequest(ctx, r, t, body, false)
+}
+
+// newUpstreamRequest is NewUpstreamRequest; valid says that body is known
+// to be valid JSON, which spares checking it again to rewrite its model.
+func newUpstreamRequest(ctx context.Context, r *http.Request, t *pool.Target, body []byte, valid bool) (*http.Request, error) {
 	if t == nil || t.URL == nil {
 		return nil, errors.New("gateway: target has no URL; build targets with pool.NewTarget")
 	}
-	if t.UpstreamModel != "" {
+	switch {
+	case t.UpstreamModel == "":
+	case valid:
+		body = rewriteValid(body, t.UpstreamModel)
+	default:
 		body = RewriteModel(body, t.UpstreamModel)
 	}
 	// The URL is joined here and set after: made into a string for
@@ -57,21 +66,6 @@ func NewUpstreamRequest(ctx context.Context, r *http.Request, t *pool.Target, bo
 		up.Header.Set(name, value)
 	}
 	return up, nil
-}
-
-// RewriteModel returns body with its top-level "model" set to model. A body
-// that is not a JSON object is returned unchanged.
-func RewriteModel(body []byte, model string) []byte {
-	var fields map[string]json.RawMessage
-	if json.Unmarshal(body, &fields) != nil || fields == nil {
-		return body
-	}
-	fields["model"], _ = json.Marshal(model)
-	out, err := json.Marshal(fields)
-	if err != nil {
-		return body
-	}
-	return out
 }
 
 // JoinURL joins a provider's base URL and a request's path and query

@@ -59,15 +59,6 @@ func TestCopyHeader(t *testing.T) {
 	assert.Equal(t, []string{"application/json"}, src["Content-Type"], "appending to one value list leaves the next alone")
 }
 
-func TestRewriteModel(t *testing.T) {
-	t.Parallel()
-	assert.JSONEq(t, `{"model":"b","n":1}`, string(RewriteModel([]byte(`{"model":"a","n":1}`), "b")))
-	assert.JSONEq(t, `{"model":"b"}`, string(RewriteModel([]byte(`{}`), "b")))
-	for _, body := range []string{`not json`, `[1]`, `null`, ``} {
-		assert.Equal(t, body, string(RewriteModel([]byte(body), "b")), "left as it is: %q", body)
-	}
-}
-
 func TestNewUpstreamRequestNeedsATarget(t *testing.T) {
 	t.Parallel()
 	r := httptest.NewRequest(http.MethodPost, "/v1/chat/completions", nil)
