@@ -136,14 +136,23 @@ func skipSpace(doc []byte, i int) int {
 	return i
 }
 
-// stringEnd returns the index just past the string that starts at i.
+// stringEnd returns the index just past the string that starts at i. It
+// looks for quotes with bytes.IndexByte, which is fast on the long strings
+// of a prompt: a quote ends the string unless an odd run of backslashes
+// comes before it (in valid JSON a backslash always starts an escape, so
+// "\\" is one escaped backslash and "\"" an escaped quote).
 func stringEnd(doc []byte, i int) int {
-	for i++; doc[i] != '"'; i++ {
-		if doc[i] == '\\' {
-			i++ // the escaped byte, which may be a quote
+	for from := i + 1; ; {
+		q := from + bytes.IndexByte(doc[from:], '"')
+		escaped := false
+		for b := q - 1; doc[b] == '\\'; b-- { // doc[i] is a quote: the run stops there
+			escaped = !escaped
 		}
+		if !escaped {
+			return q + 1
+		}
+		from = q + 1
 	}
-	return i + 1
 }
 
 // valueEnd returns the index just past the value that starts at i.

@@ -42,6 +42,8 @@ var modelBodies = []struct{ body, model, code string }{
 	{`{"model":"tab\there \"q\" \u00e9"}`, "tab\there \"q\" é", ""},
 	{"{\"model\":\"bad \xff utf8\"}", "bad \ufffd utf8", ""},
 	{`{"model":null}`, "", ""},
+	{`{"x":"ends in a backslash\\","model":"after"}`, "after", ""}, // the quote after \\ ends the string
+	{`{"x":"\\\"model\":\"no\\\"","model":"yes"}`, "yes", ""},      // \\\" is a backslash and a quote, inside
 	{`{"x":{"model":"nested"},"y":"}{][\"","z":[1,{"a":[]}],"w":-1.5e3,"v":true}`, "", ""},
 	{`{}`, "", ""},
 	{`{"model":7}`, "", "invalid_type"},
