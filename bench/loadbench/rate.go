@@ -17,11 +17,11 @@ import (
 // requests, in µs, as "count seconds p50 p90 p99 p99.9 failed".
 //
 // Unlike wrk, which sends as fast as the proxy answers, it keeps to its
-// rate; at a rate below the proxy's capacity, the latency is the path's own
-// and not a queue's. Each request's latency runs from when it is sent to the end of
-// its body. A request starts at its scheduled time, or as soon as a
-// connection is free; seconds, the time the run took, is d when every
-// request kept its schedule.
+// rate; at a rate below the proxy's capacity, the latency is the path's
+// own and not a queue's. Each request's latency runs from when it is sent
+// to the end of its body. A request starts at its scheduled time, or as
+// soon as a connection is free; seconds, the time the run took, is d when
+// every request kept its schedule.
 func rateRun(url, body string, rate, conns int, d time.Duration) error {
 	if rate <= 0 || conns <= 0 {
 		return fmt.Errorf("rate: -rate and -c must be above 0")
