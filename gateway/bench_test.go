@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bytes"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -100,14 +101,39 @@ func BenchmarkHandler(b *testing.B) {
 	}
 }
 
+// chatBody is a 4.6 KB chat completion request: eight messages of prose.
+func chatBody() []byte {
+	msg := `{"role":"user","content":"` + strings.Repeat("lorem ipsum dolor sit amet ", 20) + `"}`
+	return []byte(`{"model":"alias","messages":[` + strings.Repeat(msg+",", 7) + msg + `],"temperature":0.7,"stream":false}`)
+}
+
+// BenchmarkValidJSON checks a 4.6 KB chat completion request, as Handler
+// does every JSON body, against encoding/json's json.Valid.
+func BenchmarkValidJSON(b *testing.B) {
+	body := chatBody()
+	for _, tc := range []struct {
+		name  string
+		valid func([]byte) bool
+	}{{"validJSON", validJSON}, {"json.Valid", json.Valid}} {
+		b.Run(tc.name, func(b *testing.B) {
+			b.SetBytes(int64(len(body)))
+			b.ReportAllocs()
+			for range b.N {
+				if !tc.valid(body) {
+					b.Fatal("the body is valid JSON")
+				}
+			}
+		})
+	}
+}
+
 // BenchmarkRewriteModel rewrites the model of a 4.6 KB chat completion
 // request, as a target with onwards_model does on every request. splice is
 // RewriteModel; checked is the same without checking that the body is
 // JSON, which Handler has done once already; map is the rewrite through a
 // map that they replaced.
 func BenchmarkRewriteModel(b *testing.B) {
-	msg := `{"role":"user","content":"` + strings.Repeat("lorem ipsum dolor sit amet ", 20) + `"}`
-	body := []byte(`{"model":"alias","messages":[` + strings.Repeat(msg+",", 7) + msg + `],"temperature":0.7,"stream":false}`)
+	body := chatBody()
 	for _, tc := range []struct {
 		name    string
 		rewrite func([]byte, string) []byte

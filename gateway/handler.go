@@ -135,7 +135,7 @@ func (h *Handler) readRequest(w http.ResponseWriter, r *http.Request) (*request,
 		return nil, apiError(http.StatusBadRequest, "invalid_body", "invalid_request_error", "The request body could not be read.")
 	}
 	req := &request{body: body, route: r.Header.Get("Model-Override")}
-	if len(bytes.TrimSpace(body)) > 0 && (req.route == "" || json.Valid(body)) {
+	if len(bytes.TrimSpace(body)) > 0 && (req.route == "" || validJSON(body)) {
 		// With Model-Override, a body that is not JSON is passed on as it is.
 		var e *pool.AdmissionError
 		if req.model, e = bodyModel(body); e != nil {

@@ -19,7 +19,7 @@ import (
 // of two members of one name the last counts), without building the map:
 // the body is checked whole, then only its top level is walked.
 func bodyModel(body []byte) (string, *pool.AdmissionError) {
-	if !json.Valid(body) {
+	if !validJSON(body) {
 		return "", errNotObject()
 	}
 	var buf [2]span
@@ -59,7 +59,7 @@ func errNotObject() *pool.AdmissionError {
 // when there is none, a member added first. The rest of the body is kept
 // byte for byte. A body that is not a JSON object is returned unchanged.
 func RewriteModel(body []byte, model string) []byte {
-	if !json.Valid(body) {
+	if !validJSON(body) {
 		return body
 	}
 	return rewriteValid(body, model)
@@ -96,7 +96,7 @@ type span struct{ start, end int }
 // memberValues appends to spans where the values of the members called
 // name of the object doc lie, in order, and returns them; isObject is
 // false when doc is not an object. doc must be valid JSON (see
-// json.Valid): memberValues relies on it and checks nothing.
+// validJSON): memberValues relies on it and checks nothing.
 func memberValues(doc []byte, name string, spans []span) (_ []span, isObject bool) {
 	i := skipSpace(doc, 0)
 	if i == len(doc) || doc[i] != '{' {
