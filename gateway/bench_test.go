@@ -77,15 +77,20 @@ var upstreamHeader = http.Header{
 
 // BenchmarkHandler is one chat completion through Handler, with the
 // network left out: the gateway's own work per request (reading and
-// admitting it, building the upstream request, copying the answer).
+// admitting it, building the upstream request, copying the answer). The
+// requests are short, but for chat-4.6KB, whose eight messages of prose
+// are closer to what a gateway forwards.
 func BenchmarkHandler(b *testing.B) {
-	for _, tc := range []struct{ name, contentType, body string }{
-		{"chat", "application/json", completion("m", "Hello there")},
-		{"stream", "text/event-stream", strings.Repeat("data: {\"choices\":[{\"delta\":{\"content\":\"t\"}}]}\n\n", 20) + "data: [DONE]\n\n"},
+	short := `{"model":"m","stream":false,"messages":[{"role":"user","content":"Hi"}]}`
+	long := strings.Replace(string(chatBody()), `"alias"`, `"m"`, 1)
+	for _, tc := range []struct{ name, contentType, body, reqBody string }{
+		{"chat", "application/json", completion("m", "Hello there"), short},
+		{"stream", "text/event-stream", strings.Repeat("data: {\"choices\":[{\"delta\":{\"content\":\"t\"}}]}\n\n", 20) + "data: [DONE]\n\n", short},
+		{"chat-4.6KB", "application/json", completion("m", "Hello there"), long},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			h := benchHandler(b, tc.contentType, tc.body)
-			reqBody := `{"model":"m","stream":false,"messages":[{"role":"user","content":"Hi"}]}`
+			reqBody := tc.reqBody
 			b.ReportAllocs()
 			b.ResetTimer()
 			for range b.N {

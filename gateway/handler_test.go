@@ -2,11 +2,14 @@ package gateway
 
 import (
 	"encoding/json"
+	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
+	"testing/iotest"
 
 	"github.com/onwardsgo/pool"
 	"github.com/stretchr/testify/assert"
@@ -226,4 +229,36 @@ func TestNilClientUnderRace(t *testing.T) {
 	wg.Wait()
 	assert.Len(t, up.calls(), 16)
 	defaultClient().CloseIdleConnections()
+}
+
+func TestReadBody(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name     string
+		body     io.Reader
+		declared int64
+		want     string
+		err      bool
+	}{
+		{"as declared", strings.NewReader("hello"), 5, "hello", false},
+		{"none declared", strings.NewReader("hello"), -1, "hello", false},
+		{"declared 0", strings.NewReader("hello"), 0, "hello", false},
+		{"more than declared: read on", strings.NewReader("hello"), 3, "hello", false},
+		{"less than declared", strings.NewReader("hello"), 8, "", true},
+		{"a byte at a time", iotest.OneByteReader(strings.NewReader("hello")), 5, "hello", false},
+		{"data with its EOF", iotest.DataErrReader(strings.NewReader("hello")), 5, "hello", false},
+		{"broken", io.MultiReader(strings.NewReader("he"), iotest.ErrReader(errors.New("reset"))), 5, "", true},
+	} {
+		got, err := readBody(tc.body, tc.declared, 100)
+		if tc.err {
+			assert.Error(t, err, tc.name)
+			continue
+		}
+		require.NoError(t, err, tc.name)
+		assert.Equal(t, tc.want, string(got), tc.name)
+	}
+	// Declared past the limit: the limit's reader says so.
+	_, err := readBody(http.MaxBytesReader(nil, io.NopCloser(strings.NewReader("hello")), 3), 5, 3)
+	var tooBig *http.MaxBytesError
+	assert.ErrorAs(t, err, &tooBig)
 }
