@@ -161,19 +161,18 @@ func readBody(body io.Reader, declared, limit int64) ([]byte, error) {
 	if declared <= 0 || declared > limit {
 		return io.ReadAll(body)
 	}
-	buf := make([]byte, declared)
+	buf := make([]byte, declared, declared+1) // and room to see the end
 	if _, err := io.ReadFull(body, buf); err != nil {
 		return nil, err
 	}
-	var probe [1]byte
-	switch n, err := body.Read(probe[:]); {
+	switch n, err := body.Read(buf[declared : declared+1]); {
 	case n == 0 && err == io.EOF:
 		return buf, nil
 	case err != nil && err != io.EOF:
 		return nil, err
 	default:
 		rest, err := io.ReadAll(body)
-		return append(append(buf, probe[:n]...), rest...), err
+		return append(buf[:declared+int64(n)], rest...), err
 	}
 }
 
