@@ -43,12 +43,12 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, req *request) 
 		fellBack := f != nil && fallsBack(pl, f, err)
 		sel.Report(outcome(status, err))
 		sel.Close() // before any backoff: a waiting request holds no slot
-		a := Attempt{Alias: req.adm.Alias, Provider: sel.Index, URL: sel.Target.URL.Redacted(),
+		a := Attempt{Alias: req.adm.Alias, Provider: sel.Index,
 			Status: status, Err: err, Duration: clock.Now().Sub(start), FellBack: fellBack, Panic: sel.Panic()}
 		if fellBack {
 			a.Backoff = it.Backoff()
 		}
-		h.report(a)
+		h.report(a, sel.Target)
 		if f == nil {
 			if errors.Is(err, ErrUpstreamBrokeOff) && r.Context().Err() == nil {
 				panic(http.ErrAbortHandler) // the status is sent: abort the client's response
@@ -178,8 +178,12 @@ func (h *Handler) writeFailure(w http.ResponseWriter, f *failure) {
 	CopyResponse(w, f.resp, f.opts)
 }
 
-// report hands an attempt to the hook and the log.
-func (h *Handler) report(a Attempt) {
+// report hands an attempt on target t to the hook and the log.
+func (h *Handler) report(a Attempt, t *pool.Target) {
+	if h.OnAttempt == nil && h.Log == nil {
+		return // no one to tell: spare the URL's string
+	}
+	a.URL = t.URL.Redacted()
 	if h.OnAttempt != nil {
 		h.OnAttempt(a)
 	}
