@@ -90,6 +90,8 @@ func TestUnreachableUpstream(t *testing.T) {
 	assert.Equal(t, 1, tries[2].Provider)
 	assert.Equal(t, http.StatusOK, tries[2].Status)
 	assert.NoError(t, tries[2].Err)
+	assert.Equal(t, dead+"/", tries[1].URL, "an attempt names its provider's URL")
+	assert.Equal(t, r.upstream["GOOD"].URL+"/", tries[2].URL)
 }
 
 // blocker is an upstream that sends no headers until its request is
