@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/onwardsgo/pool"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -280,4 +281,21 @@ func TestUpstreamBreaksOffMidStream(t *testing.T) {
 	tries := r.tries()
 	require.Len(t, tries, 1)
 	assert.ErrorIs(t, tries[0].Err, ErrUpstreamBrokeOff)
+}
+
+// An attempt's URL never shows a password the provider's URL holds.
+func TestAttemptURLHidesThePassword(t *testing.T) {
+	t.Parallel()
+	up := &recorder{}
+	r := newRig(t, `{"targets": {"a": {"url": "$A"}}}`, map[string]http.Handler{"A": up})
+	withPassword := strings.Replace(r.upstream["A"].URL, "http://", "http://user:pw-secret@", 1)
+	cfg, err := pool.ParseConfig([]byte(`{"targets": {"a": {"url": "` + withPassword + `"}}}`))
+	require.NoError(t, err)
+	require.NoError(t, r.reg.Reload(cfg))
+
+	require.Equal(t, http.StatusOK, r.chat("a").status)
+	tries := r.tries()
+	require.Len(t, tries, 1)
+	assert.NotContains(t, tries[0].URL, "pw-secret")
+	assert.Contains(t, tries[0].URL, "user:xxxxx@")
 }
