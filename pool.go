@@ -354,14 +354,14 @@ func (p *ProviderPool) selectPriority(ex *bitset, w *walk) (Selection, bool) {
 //
 // It makes one pass over the eligible providers, 64 at a time: the set bits
 // of a word of p.open minus the excluded ones, so excluded providers, and
-// those of weight 0 or limit 0, cost nothing. Scores are compared exactly by cross-multiplying
-// (a/w < b/v iff a*v < b*w; see scan). The providers tied at the best
-// score are kept as a bit mask, so the weighted tie-break takes one random
-// number and no slice. Past 64 providers, each word's ties are merged into
-// the pick by a weighted reservoir step (keep the new word's ties with
-// probability their weight over the total so far), which leaves every tied
-// provider picked with probability weight/total. (selectWeighted does the
-// one-word case itself, to save the call.)
+// those of weight 0 or limit 0, cost nothing. Scores are compared exactly by
+// cross-multiplying (a/w < b/v iff a*v < b*w; see scan). The providers tied
+// at the best score are kept as a bit mask, so the weighted tie-break takes
+// one random number and no slice. Past 64 providers, each word's ties are
+// merged into the pick by a weighted reservoir step (keep the new word's
+// ties with probability their weight over the total so far), which leaves
+// every tied provider picked with probability weight/total. (selectWeighted
+// does the one-word case itself, to save the call.)
 func (p *ProviderPool) leastLoaded(ex *bitset, w *walk) int {
 	var (
 		best                 = noScore

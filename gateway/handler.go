@@ -135,13 +135,15 @@ func (h *Handler) readRequest(w http.ResponseWriter, r *http.Request) (*request,
 		return nil, apiError(http.StatusBadRequest, "invalid_body", "invalid_request_error", "The request body could not be read.")
 	}
 	req := &request{body: body, route: r.Header.Get("Model-Override")}
-	if len(bytes.TrimSpace(body)) > 0 && (req.route == "" || validJSON(body)) {
+	if len(bytes.TrimSpace(body)) > 0 {
 		// With Model-Override, a body that is not JSON is passed on as it is.
-		var e *pool.AdmissionError
-		if req.model, e = bodyModel(body); e != nil {
-			return nil, e
+		if valid := validJSON(body); valid || req.route == "" {
+			var e *pool.AdmissionError
+			if req.model, e = bodyModel(body, valid); e != nil {
+				return nil, e
+			}
+			req.valid = true
 		}
-		req.valid = true
 	}
 	if req.route == "" {
 		req.route = req.model

@@ -14,12 +14,13 @@ import (
 // bodyModel returns the "model" of a request body that is a JSON object:
 // its string, or "" when the member is missing or null. A body that is not
 // a JSON object, or whose model is neither a string nor null, is a 400.
+// valid is validJSON(body), which the caller has checked.
 //
 // It reads as decoding the body into a map would (names match exactly, and
 // of two members of one name the last counts), without building the map:
 // the body is checked whole, then only its top level is walked.
-func bodyModel(body []byte) (string, *pool.AdmissionError) {
-	if !validJSON(body) {
+func bodyModel(body []byte, valid bool) (string, *pool.AdmissionError) {
+	if !valid {
 		return "", errNotObject()
 	}
 	var buf [2]span

@@ -26,7 +26,7 @@ func mapModel(body []byte) (model, code string) {
 
 // bodyModelCode is bodyModel with its error as a code.
 func bodyModelCode(body []byte) (model, code string) {
-	model, e := bodyModel(body)
+	model, e := bodyModel(body, validJSON(body))
 	if e != nil {
 		return model, e.Code
 	}
