@@ -8,7 +8,10 @@
 # the same loads at a fixed rate below every proxy's capacity (loadbench
 # rate), where the latency is the path's own rather than a queue's; then
 # the memory a stream in flight holds in the gateway and in the
-# ReverseProxy (loadbench holdstreams).
+# ReverseProxy (loadbench holdstreams). Two more rows are ceilings, not
+# proxies to use (bench/loadbench/ceiling.go): rawproxy, a Go proxy of
+# this load with no net/http at all, and serverproxy, net/http's server
+# with the upstream exchange written out, the most a Handler can be.
 #
 #   bench/load.sh                # 8 s per wrk run, 5 s per fixed-rate run
 #   DURATION=20s RATE_SECONDS=10 bench/load.sh
@@ -62,6 +65,8 @@ up2=$(free_port); "$work/loadbench" upstream -addr "127.0.0.1:$up2" & pids+=($!)
 ups="http://127.0.0.1:$up1,http://127.0.0.1:$up2"
 rp=$(free_port); "$work/loadbench" reverseproxy -addr "127.0.0.1:$rp" -to "$ups" & pids+=($!)
 gw=$(free_port); "$work/loadbench" gateway -addr "127.0.0.1:$gw" -to "$ups" & pids+=($!)
+raw=$(free_port); "$work/loadbench" rawproxy -addr "127.0.0.1:$raw" -to "$ups" & pids+=($!)
+srv=$(free_port); "$work/loadbench" serverproxy -addr "127.0.0.1:$srv" -to "$ups" & pids+=($!)
 
 ngx=$(free_port)
 mkdir -p "$work/nginx/logs"
@@ -103,7 +108,7 @@ backend b
 	server s2 127.0.0.1:$up2
 CONF
 haproxy -f "$work/haproxy.cfg" -db >/dev/null 2>&1 & pids+=($!)
-for p in $up1 $up2 $rp $gw $ngx $hap; do wait_port "$p"; done
+for p in $up1 $up2 $rp $gw $raw $srv $ngx $hap; do wait_port "$p"; done
 
 for kind in chat stream; do
 	stream=false; [ "$kind" = stream ] && stream=true
@@ -130,6 +135,8 @@ for kind in chat stream; do
 	run haproxy "$hap" "$kind"
 	run reverseproxy "$rp" "$kind"
 	run gateway "$gw" "$kind"
+	run rawproxy "$raw" "$kind"
+	run serverproxy "$srv" "$kind"
 done
 
 # The same paths at a fixed rate, below every proxy's capacity, so the
@@ -140,7 +147,7 @@ rate_chat=${RATE_CHAT:-2000} rate_stream=${RATE_STREAM:-500} rate_for=${RATE_SEC
 for kind in chat stream; do
 	rate=$rate_chat flag=""; [ "$kind" = stream ] && rate=$rate_stream flag="-stream"
 	for round in 1 2 3; do
-		for target in direct:$up1 nginx:$ngx haproxy:$hap reverseproxy:$rp gateway:$gw; do
+		for target in direct:$up1 nginx:$ngx haproxy:$hap reverseproxy:$rp gateway:$gw rawproxy:$raw serverproxy:$srv; do
 			line=$("$work/loadbench" rate -to "http://127.0.0.1:${target#*:}/v1/chat/completions" -rate "$rate" -d "${rate_for}s" $flag)
 			echo "$kind ${target%%:*} $rate $line" >> "$out/rate.txt"
 		done
@@ -198,13 +205,16 @@ cat "$out/streammem.txt"
 
 # Latency percentiles of the chat load through each, as a PNG: saturated
 # (wrk) on the left, at the fixed rate (medians of the rounds) on the right.
-awk '$1 == "chat" { print $2, $4 / 1000, $5 / 1000, $6 / 1000, $7 / 1000 }' "$out/load.txt" > "$work/plot.dat"
+# The ceilings are left out: they are not proxies to put in front.
+ceiling='$2 == "rawproxy" || $2 == "serverproxy" { next }'
+awk "$ceiling"' $1 == "chat" { print $2, $4 / 1000, $5 / 1000, $6 / 1000, $7 / 1000 }' "$out/load.txt" > "$work/plot.dat"
 awk '
 function median(list,   v, n, a, b, t) {
 	n = split(substr(list, 2), v, " ")
 	for (a = 1; a <= n; a++) for (b = a + 1; b <= n; b++) if (v[b] + 0 < v[a] + 0) { t = v[a]; v[a] = v[b]; v[b] = t }
 	return v[int((n + 1) / 2)]
 }
+'"$ceiling"'
 $1 == "chat" { if (!($2 in p50)) order[++rows] = $2; p50[$2] = p50[$2] " " $6; p90[$2] = p90[$2] " " $7; p99[$2] = p99[$2] " " $8 }
 END { for (i = 1; i <= rows; i++) { k = order[i]; print k, median(p50[k]) / 1000, median(p90[k]) / 1000, median(p99[k]) / 1000 } }
 ' "$out/rate.txt" > "$work/rate.dat"

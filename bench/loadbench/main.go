@@ -1,10 +1,14 @@
 // Command loadbench is the Go side of bench/load.sh: a mock upstream, a bare
 // httputil.ReverseProxy with round robin (the floor for a Go proxy), and
-// gateway.Handler, each on an address of its own, for wrk to drive.
+// gateway.Handler, each on an address of its own, for wrk to drive; and
+// two ceilings (ceiling.go): a proxy of this load with no net/http at all,
+// and one on net/http's server with the upstream exchange written out.
 //
 //	loadbench upstream -addr 127.0.0.1:9001
 //	loadbench reverseproxy -addr 127.0.0.1:9100 -to http://127.0.0.1:9001,http://127.0.0.1:9002
 //	loadbench gateway -addr 127.0.0.1:9200 -to http://127.0.0.1:9001,http://127.0.0.1:9002
+//	loadbench rawproxy -addr 127.0.0.1:9300 -to http://127.0.0.1:9001,http://127.0.0.1:9002
+//	loadbench serverproxy -addr 127.0.0.1:9400 -to http://127.0.0.1:9001,http://127.0.0.1:9002
 //	loadbench holdstreams -to http://127.0.0.1:9200 -n 1000
 //	loadbench rate -to http://127.0.0.1:9200/v1/chat/completions -rate 2000 -d 8s
 //
@@ -38,7 +42,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		log.Fatal("usage: loadbench upstream|reverseproxy|gateway -addr ADDR [-to URL,URL] | holdstreams|rate -to URL")
+		log.Fatal("usage: loadbench upstream|reverseproxy|gateway|rawproxy|serverproxy -addr ADDR [-to URL,URL] | holdstreams|rate -to URL")
 	}
 	fs := flag.NewFlagSet(os.Args[1], flag.ExitOnError)
 	addr := fs.String("addr", "127.0.0.1:0", "address to serve on")
@@ -63,6 +67,9 @@ func main() {
 		return
 	}
 	debug.SetGCPercent(400) // as the example proxy runs
+	if os.Args[1] == "rawproxy" {
+		log.Fatal(serveRaw(*addr, newRawUpstreams(strings.Split(*to, ","))))
+	}
 	var h http.Handler
 	switch os.Args[1] {
 	case "upstream":
@@ -73,6 +80,8 @@ func main() {
 		h = roundRobin(strings.Split(*to, ","))
 	case "gateway":
 		h = gatewayOver(strings.Split(*to, ","))
+	case "serverproxy":
+		h = newRawUpstreams(strings.Split(*to, ","))
 	default:
 		log.Fatalf("unknown mode %q", os.Args[1])
 	}
