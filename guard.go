@@ -13,38 +13,23 @@ import (
 // adopted by a limiter of a newer pool. The zero value holds no slot, and
 // closing it does nothing.
 //
-// A guard is 4 bytes, handed out from a block of 124 that the counter
-// keeps, so that taking one does not allocate; a guard still referenced
-// keeps its block (512 bytes) alive. A guard is handed out once and never
-// reused.
+// A guard is 8 bytes, handed out from a block of 62 that the counter keeps,
+// so that taking one does not allocate; a guard still referenced keeps its
+// block (512 bytes) alive. A guard is handed out once and never reused.
 type ConcurrencyGuard struct {
-	// state is back<<guardBackShift | guardPanic | guardDone: the bytes
-	// from the guard back to its run's header (0: the zero value), whether
-	// it was chosen in outlier detection's panic mode, and whether it is
-	// closed. One word, so that a guard is 4 bytes and a block of them
-	// half the allocation it would be with a field each.
-	state atomic.Uint32
+	done  atomic.Uint32 // 1 once closed
+	back  uint16        // bytes from the guard back to its run's header; 0: the zero value
+	panic bool          // chosen in outlier detection's panic mode
 }
-
-const (
-	guardDone      = 1 << 0 // closed
-	guardPanic     = 1 << 1 // chosen in panic mode
-	guardBackShift = 2
-)
 
 // Close releases the guard's slot exactly once. Later calls, concurrent calls
 // and calls on a nil or zero guard do nothing. It always returns nil; it
 // returns an error only to satisfy [io.Closer].
 func (g *ConcurrencyGuard) Close() error {
-	if g != nil && g.state.Or(guardDone)&guardDone == 0 {
+	if g != nil && g.done.CompareAndSwap(0, 1) {
 		g.release()
 	}
 	return nil
-}
-
-// panicked reports whether g was chosen in outlier detection's panic mode.
-func (g *ConcurrencyGuard) panicked() bool {
-	return g != nil && g.state.Load()&guardPanic != 0
 }
 
 // release gives the slot back, once Close has won the right to; a zero
@@ -65,18 +50,14 @@ func (g *ConcurrencyGuard) release() {
 //
 // A guard does not store it: the guards of a block share one pointer, in
 // the block's header, which a guard finds from its own address and its
-// distance from the header. That keeps a guard to 4 bytes with no pointer
+// distance from the header. That keeps a guard to 8 bytes with no pointer
 // in it, so the blocks cost the garbage collector little, and handing one
 // out writes no pointer.
 func (g *ConcurrencyGuard) counter() *counter {
-	if g == nil {
+	if g == nil || g.back == 0 {
 		return nil
 	}
-	back := g.state.Load() >> guardBackShift
-	if back == 0 {
-		return nil
-	}
-	return (*guardHeader)(unsafe.Add(unsafe.Pointer(g), -int(back))).c
+	return (*guardHeader)(unsafe.Add(unsafe.Pointer(g), -int(g.back))).c
 }
 
 // guardHeader starts every run of guards: guardBlock and guardSingle.
@@ -86,8 +67,8 @@ type guardHeader struct {
 }
 
 // guardsPerBlock is how many guards one allocation provides: with the
-// header, 124 guards of 4 bytes fill a 512-byte size class.
-const guardsPerBlock = 124
+// header, 62 guards of 8 bytes fill a 512-byte size class.
+const guardsPerBlock = 62
 
 // guardBlock holds the guards of the tickets base to base+guardsPerBlock-1
 // of one counter. Each ticket is drawn once, so each guard is handed out
@@ -111,15 +92,6 @@ type guardSingle struct {
 const guardsOffset = unsafe.Offsetof(guardBlock{}.guards)
 
 var _ [0]struct{} = [guardsOffset - unsafe.Offsetof(guardSingle{}.guard)]struct{}{}
-
-// freshGuards is the state of a new block's guards: each one's distance
-// back to the header, none closed. A block starts as a copy of it.
-var freshGuards = func() (states [guardsPerBlock]uint32) {
-	for i := range states {
-		states[i] = uint32(guardsOffset+uintptr(i)*unsafe.Sizeof(ConcurrencyGuard{})) << guardBackShift
-	}
-	return states
-}()
 
 // guard returns the guard of ticket t, a slot of c just taken. The guard
 // comes from c's current block when t falls in it. The holder of the first
@@ -148,16 +120,16 @@ func (c *counter) blockGuard(t uint32) *ConcurrencyGuard {
 func (c *counter) guardOffBlock(t uint32) *ConcurrencyGuard {
 	if t%guardsPerBlock != 0 {
 		s := &guardSingle{guardHeader: guardHeader{c: c, base: t}}
-		s.guard.state.Store(uint32(guardsOffset) << guardBackShift)
+		s.guard.back = uint16(guardsOffset)
 		return &s.guard
 	}
 	b := c.blk.Load()
 	nb := &guardBlock{guardHeader: guardHeader{c: c, base: t}}
-	// Distances are written here, in one copy, not at hand-out: the guards
-	// of a block go to every core, and each write to a line another core
-	// wrote moves it. The block is not shared yet, so the copy needs no
-	// atomic stores; publishing it below orders it before any use.
-	*(*[guardsPerBlock]uint32)(unsafe.Pointer(&nb.guards)) = freshGuards
+	// Distances are written here, not at hand-out: the guards of a block go
+	// to every core, and each write to a line another core wrote moves it.
+	for i := range nb.guards {
+		nb.guards[i].back = uint16(guardsOffset + uintptr(i)*unsafe.Sizeof(nb.guards[i]))
+	}
 	c.blk.CompareAndSwap(b, nb) // lost: a newer block is in place; keep it
 	return &nb.guards[0]
 }

@@ -181,7 +181,7 @@ func (d *detector) report(h *health, g *ConcurrencyGuard, o Outcome) {
 			h.ejectionsTotal.Add(1)
 			h.until.Store(now + int64(d.ejection(h.ejections)))
 		}
-	case g.panicked() || h.ejected.Load():
+	case g.panic || h.ejected.Load():
 		// Chosen while ejected, or ejected since it was chosen: its
 		// outcome neither ejects it again nor restores it; a probe does.
 	case o == Success:

@@ -25,7 +25,7 @@ func (s Selection) Close() error {
 // holds it back (ejected or cooling down), because every eligible provider
 // was held back: the pool serves rather than fails.
 func (s Selection) Panic() bool {
-	return s.Guard.panicked()
+	return s.Guard != nil && s.Guard.panic
 }
 
 // health returns the outlier state of the selection's provider, and the
@@ -105,7 +105,7 @@ func (p *ProviderPool) selectHealthy(ex *bitset, w *walk) (Selection, bool) {
 	}
 	sel, ok := p.selectAny(ex, w)
 	if ok {
-		sel.Guard.state.Or(guardPanic)
+		sel.Guard.panic = true
 	}
 	return sel, ok
 }
