@@ -3,6 +3,7 @@ package pool
 import (
 	"sync"
 	"testing"
+	"unsafe"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -23,6 +24,14 @@ func TestZeroGuardHoldsNothing(t *testing.T) {
 	sel = Selection{Guard: new(ConcurrencyGuard)}
 	sel.Report(Failure)
 	require.NoError(t, sel.Close())
+}
+
+// A block of guards fills its 512-byte size class exactly: a field added to
+// a guard or to the header must change guardsPerBlock with it.
+func TestGuardBlockFillsItsSizeClass(t *testing.T) {
+	t.Parallel()
+	assert.Equal(t, uintptr(8), unsafe.Sizeof(ConcurrencyGuard{}))
+	assert.Equal(t, uintptr(512), unsafe.Sizeof(guardBlock{}))
 }
 
 // Guards come from blocks of guardsPerBlock: across several blocks every
