@@ -185,12 +185,9 @@ func copyN(dst io.Writer, src *bufio.Reader, n int64) error {
 	return nil
 }
 
-// serveRaw serves the rawproxy ceiling on addr: no net/http at all.
-func serveRaw(addr string, ups *rawUpstreams) error {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return err
-	}
+// serveRaw serves the rawproxy ceiling on ln, no net/http at all, until
+// ln is closed.
+func serveRaw(ln net.Listener, ups *rawUpstreams) error {
 	for {
 		c, err := ln.Accept()
 		if err != nil {

@@ -22,16 +22,7 @@ func TestCeilingsRelayWhatTheUpstreamSends(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rawUps := newRawUpstreams(targets)
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go rawUps.relayConn(newRawConn(c))
-		}
-	}()
+	go serveRaw(ln, newRawUpstreams(targets))
 	defer ln.Close()
 	server := httptest.NewServer(newRawUpstreams(targets))
 	defer server.Close()

@@ -25,6 +25,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"net"
 	"net/http"
 	"net/http/httputil"
 	_ "net/http/pprof"
@@ -68,7 +69,11 @@ func main() {
 	}
 	debug.SetGCPercent(400) // as the example proxy runs
 	if os.Args[1] == "rawproxy" {
-		log.Fatal(serveRaw(*addr, newRawUpstreams(strings.Split(*to, ","))))
+		ln, err := net.Listen("tcp", *addr)
+		if err != nil {
+			log.Fatal(err)
+		}
+		log.Fatal(serveRaw(ln, newRawUpstreams(strings.Split(*to, ","))))
 	}
 	var h http.Handler
 	switch os.Args[1] {
