@@ -27,15 +27,29 @@ func TestForwardedRequest(t *testing.T) {
 
 	a := r.post("/v1/chat/completions?trace=1", `{"model":"plain","messages":[{"role":"user","content":"Hi"}],"temperature":0.5}`,
 		"Authorization", "Bearer sk-client", "Proxy-Authorization", "Basic c2VjcmV0",
-		"Connection", "X-Conn-Only", "X-Conn-Only", "1", "Te", "trailers", "X-Custom", "kept")
+		"Connection", "X-Conn-Only", "X-Conn-Only", "1", "Te", "trailers", "X-Custom", "kept",
+		// What onwards strips besides: other credentials, the browser's
+		// context and state, and conditional requests.
+		"X-Api-Key", "sk-client-x", "Api-Key", "sk-client-azure", "Cookie", "session=s3cret",
+		"Origin", "https://app.example", "Referer", "https://app.example/chat",
+		"Sec-Fetch-Site", "cross-site", "Sec-Fetch-Mode", "cors", "Sec-Fetch-Dest", "empty", "Sec-Fetch-User", "?1",
+		"Sec-Ch-Ua", `"Chromium";v="131"`, "Sec-Ch-Ua-Mobile", "?0", "Sec-Ch-Ua-Platform", `"Linux"`,
+		"If-Modified-Since", "Wed, 25 Nov 2026 10:00:00 GMT", "If-None-Match", `"v1"`, "If-Match", `"v1"`,
+		"If-Unmodified-Since", "Wed, 25 Nov 2026 10:00:00 GMT", "If-Range", `"v1"`,
+		"Sec-Purpose", "prefetch")
 	require.Equal(t, http.StatusOK, a.status, a.body)
 	got := up.calls()[0]
 	assert.Equal(t, "/v1/chat/completions", got.path, "the shared /v1 is not doubled")
 	assert.Equal(t, "trace=1", got.query)
 	assert.Equal(t, "Bearer sk-up", got.header.Get("Authorization"), "the provider's key, not the client's")
-	for _, h := range []string{"Proxy-Authorization", "X-Conn-Only", "Te"} {
-		assert.Empty(t, got.header.Get(h), "%s is not forwarded", h)
+	for _, h := range []string{"Proxy-Authorization", "X-Conn-Only", "Te",
+		"X-Api-Key", "Api-Key", "Cookie", "Origin", "Referer",
+		"Sec-Fetch-Site", "Sec-Fetch-Mode", "Sec-Fetch-Dest", "Sec-Fetch-User",
+		"Sec-Ch-Ua", "Sec-Ch-Ua-Mobile", "Sec-Ch-Ua-Platform",
+		"If-Modified-Since", "If-None-Match", "If-Match", "If-Unmodified-Since", "If-Range"} {
+		assert.Empty(t, got.header.Values(h), "%s is not forwarded", h)
 	}
+	assert.Equal(t, "prefetch", got.header.Get("Sec-Purpose"), "of the Sec- headers, only those onwards names go")
 	assert.Equal(t, "kept", got.header.Get("X-Custom"))
 	var body map[string]any
 	require.NoError(t, json.Unmarshal([]byte(got.body), &body))

@@ -150,7 +150,7 @@ func writeHeader(w http.ResponseWriter, resp *http.Response, opts ResponseOption
 			h.Set("Content-Length", v)
 		}
 	} else {
-		copyHeader(h, resp.Header)
+		copyHeader(h, resp.Header, nil)
 	}
 	for k, v := range opts.Header {
 		h.Set(k, v)

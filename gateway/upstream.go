@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/textproto"
 	"net/url"
 	"slices"
 	"strings"
@@ -23,11 +24,15 @@ import (
 //     https://host/v1/chat/completions, not /v1/v1/...;
 //   - the JSON body's "model" is replaced by t.UpstreamModel when it is set
 //     (onwards_model); any other body is sent as it is;
-//   - r's headers are copied except the client's credentials
-//     (Authorization, Proxy-Authorization and t's own auth header), the
-//     hop-by-hop headers (and those Connection names), Model-Override,
-//     Host, Content-Length and Accept-Encoding (the transport negotiates
-//     compression itself);
+//   - r's headers are copied except, as onwards leaves them out, the
+//     client's credentials and state (Authorization, Proxy-Authorization,
+//     X-Api-Key, Api-Key, Cookie and t's own auth header), the browser's
+//     context (Origin, Referer, Sec-Fetch-Site, -Mode, -Dest and -User,
+//     and every Sec-Ch-Ua*), conditional requests (If-Match,
+//     If-None-Match, If-Modified-Since, If-Unmodified-Since, If-Range),
+//     the hop-by-hop headers (and those Connection names) and
+//     Model-Override; and Host, Content-Length and Accept-Encoding,
+//     which the transport writes itself (it negotiates compression);
 //   - t's key goes in t's auth header ([pool.Target.AuthHeader]).
 //
 // The request carries ctx; pass the client's request context so that a
@@ -58,7 +63,7 @@ func newUpstreamRequest(ctx context.Context, r *http.Request, t *pool.Target, bo
 	up.URL = JoinURL(t.URL, r.URL)
 	up.Host = strings.TrimSuffix(up.URL.Host, ":") // as NewRequest does: no empty port
 	up.Header = make(http.Header, len(r.Header))   // sized: no growing as it fills
-	copyHeader(up.Header, r.Header, clientOnly...)
+	copyHeader(up.Header, r.Header, clientOnly)
 	if t.UpstreamAuthHeaderName != "" {
 		up.Header.Del(t.UpstreamAuthHeaderName)
 	}
@@ -109,15 +114,28 @@ func splitPath(p string) []string {
 var hopByHop = []string{"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
 	"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade"}
 
-// clientOnly are the client's headers the upstream request leaves out: the
-// client's credentials, the gateway's own header, and those the transport
-// writes itself.
-var clientOnly = []string{"Authorization", "Proxy-Authorization", "Model-Override", "Host", "Content-Length", "Accept-Encoding"}
+// clientOnly reports whether the client's header of canonical name stays
+// behind: the client's credentials and cookies, the browser's context,
+// conditional requests, the gateway's own header, and those the transport
+// writes itself. The list is onwards' (filter_headers_for_upstream), with
+// Host, Content-Length and Accept-Encoding added.
+func clientOnly(name string) bool {
+	switch name {
+	case "Authorization", "Proxy-Authorization", "X-Api-Key", "Api-Key", "Cookie",
+		"Origin", "Referer", "Sec-Fetch-Site", "Sec-Fetch-Mode", "Sec-Fetch-Dest", "Sec-Fetch-User",
+		"If-Modified-Since", "If-None-Match", "If-Match", "If-Unmodified-Since", "If-Range",
+		"Model-Override", "Host", "Content-Length", "Accept-Encoding":
+		return true
+	}
+	return strings.HasPrefix(name, "Sec-Ch-Ua") // the browser's client hints, all of them
+}
 
-// copyHeader copies the end-to-end headers of src into dst, except the
-// names in skip, which are canonical (see [http.CanonicalHeaderKey]). The
-// values are copied, into one array as [http.Header.Clone] does.
-func copyHeader(dst, src http.Header, skip ...string) {
+// copyHeader copies the end-to-end headers of src into dst, except those
+// skip (nil: none) reports true for. Names are canonicalized before they
+// are checked, so a header set in the map under another spelling is
+// still found. The values are copied, into one array as
+// [http.Header.Clone] does.
+func copyHeader(dst, src http.Header, skip func(name string) bool) {
 	n := 0
 	for _, vs := range src {
 		n += len(vs)
@@ -125,7 +143,8 @@ func copyHeader(dst, src http.Header, skip ...string) {
 	values := make([]string, n)
 	conn := src["Connection"]
 	for k, vs := range src {
-		if slices.Contains(hopByHop, k) || slices.Contains(skip, k) || listedIn(conn, k) {
+		ck := textproto.CanonicalMIMEHeaderKey(k)
+		if slices.Contains(hopByHop, ck) || (skip != nil && skip(ck)) || listedIn(conn, ck) {
 			continue
 		}
 		n := copy(values, vs)

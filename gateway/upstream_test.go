@@ -41,16 +41,18 @@ func TestCopyHeader(t *testing.T) {
 		"Keep-Alive":        {"timeout=5"},
 		"Transfer-Encoding": {"chunked"},
 		"Authorization":     {"Bearer sk-client"},
+		"authorization":     {"Bearer sk-set-by-hand"}, // not canonical: still skipped
+		"transfer-encoding": {"chunked"},
 		"X-Kept":            {"a", "b"},
 		"Content-Type":      {"application/json"},
 	}
 	dst := http.Header{"X-Dst": {"own"}}
-	copyHeader(dst, src, "Authorization")
+	copyHeader(dst, src, func(name string) bool { return name == "Authorization" })
 	assert.Equal(t, http.Header{
 		"X-Dst":        {"own"},
 		"X-Kept":       {"a", "b"},
 		"Content-Type": {"application/json"},
-	}, dst, "hop-by-hop, Connection-listed and skipped names are left out; dst's own stay")
+	}, dst, "hop-by-hop, Connection-listed and skipped names are left out, however spelt; dst's own stay")
 
 	dst["X-Kept"][0] = "changed"
 	dst.Add("X-Kept", "c")
