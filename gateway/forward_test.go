@@ -8,7 +8,9 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/onwardsgo/pool"
@@ -77,6 +79,32 @@ func TestResponseHeaders(t *testing.T) {
 	assert.Equal(t, "p", a.header.Get("X-Pool"))
 	assert.Equal(t, "v", a.header.Get("X-Provider"))
 	assert.Equal(t, "pool", a.header.Get("X-Both"), "configured headers win over the upstream's")
+}
+
+// An upstream's redirect goes back to the client as it came, as onwards
+// (whose client follows none) and nginx pass it: followed, a 301 or 302
+// would turn the POST into a GET without its body, and any redirect would
+// send the request, and the provider's key with it, where the upstream says.
+func TestUpstreamRedirectPassedOn(t *testing.T) {
+	t.Parallel()
+	var followed atomic.Int32
+	up := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if code, ok := strings.CutPrefix(r.URL.Path, "/v1/redirect/"); ok {
+			n, _ := strconv.Atoi(code)
+			w.Header().Set("Location", "/v1/elsewhere")
+			w.WriteHeader(n)
+			return
+		}
+		followed.Add(1)
+		io.WriteString(w, completion("m", "followed"))
+	})
+	r := newRig(t, `{"targets": {"m": {"url": "$A/v1", "onwards_key": "sk-up"}}}`, map[string]http.Handler{"A": up})
+	for _, code := range []int{301, 302, 303, 307, 308} {
+		a := r.post("/v1/redirect/"+strconv.Itoa(code), `{"model":"m"}`)
+		assert.Equal(t, code, a.status)
+		assert.Equal(t, "/v1/elsewhere", a.header.Get("Location"))
+	}
+	assert.Zero(t, followed.Load(), "the gateway followed a redirect")
 }
 
 func TestUnreachableUpstream(t *testing.T) {

@@ -48,7 +48,10 @@ type Handler struct {
 	Registry *pool.Registry
 
 	// Client sends the upstream requests. Nil: a client shared by every
-	// Handler, made once by [NewClient].
+	// Handler, made once by [NewClient]. A client of your own should, as
+	// NewClient's does, follow no redirect (a CheckRedirect that returns
+	// [http.ErrUseLastResponse]); one that does sends the request where an
+	// upstream's Location says.
 	Client *http.Client
 
 	// Log gets a line per attempt and per refusal. Nil: no logging. Lines

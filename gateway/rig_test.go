@@ -71,7 +71,9 @@ func newRigClock(t *testing.T, doc string, upstreams map[string]http.Handler, cl
 		r.mu.Unlock()
 	}}
 	r.srv = httptest.NewServer(r.h)
-	r.client = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
+	r.client = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone(),
+		// Tests see the gateway's answer as it is, a redirect included.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	t.Cleanup(func() {
 		r.client.CloseIdleConnections()
 		r.srv.Close() // waits for every handler to return
