@@ -127,7 +127,9 @@ func (p *pieces) Read(out []byte) (int, error) {
 }
 
 // bodyAllowed reports whether an answer of status may have a body.
-func bodyAllowed(status int) bool { return status != http.StatusNoContent && status != http.StatusNotModified }
+func bodyAllowed(status int) bool {
+	return status != http.StatusNoContent && status != http.StatusNotModified
+}
 
 // checkOwnError checks that w holds an error answer of the gateway's own:
 // status, and a JSON error object with a message.
