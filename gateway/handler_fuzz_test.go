@@ -1,0 +1,172 @@
+package gateway
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/onwardsgo/pool"
+)
+
+// FuzzHandler sends arbitrary client requests (method, path, body,
+// Model-Override) through Handler, with and without strict mode, to an
+// upstream in memory, and holds each outcome to the gateway's promises:
+//
+//   - a request forwarded goes to the pool it names, with the provider's
+//     key and none of the client's, and its body as the client sent it
+//     (byte for byte without onwards_model, still JSON with it);
+//   - a request refused gets an error object of the gateway's own, with
+//     no key of the config in it;
+//   - every slot taken is given back;
+//
+// and nothing panics.
+func FuzzHandler(f *testing.F) {
+	for _, seed := range []struct {
+		method          uint8
+		path, body, hdr string
+		strict          bool
+	}{
+		{0, pathChat, `{"model":"m","messages":[{"role":"user","content":"Hi"}]}`, "", false},
+		{0, pathChat, `{"model":"r","messages":[{"role":"user","content":"Hi"}],"stream":true}`, "", true},
+		{0, pathEmbeddings, `{"model":"r","input":["a","b"]}`, "", true},
+		{0, pathResponses, `{"model":"m","input":"Hi"}`, "", true},
+		{0, "/v1/audio/transcriptions", "RIFF\x00\x01", "r", false},
+		{0, pathChat, `{"model":["m"]}`, "", false},
+		{0, pathChat, `{"model":"m"`, "m", false},
+		{1, pathModels + "/m", "", "", false},
+		{2, "/v1/chat/completions/", `{"model":"nope"}`, "", true},
+	} {
+		f.Add(seed.method, seed.path, []byte(seed.body), seed.hdr, seed.strict)
+	}
+	plain := fuzzHandler(f, false)
+	strict := fuzzHandler(f, true)
+	f.Fuzz(func(t *testing.T, method uint8, path string, body []byte, override string, isStrict bool) {
+		h := plain
+		if isStrict {
+			h = strict
+		}
+		u, err := url.ParseRequestURI(path)
+		if err != nil || u.Host != "" {
+			t.Skip("net/http's server refuses such a request line")
+		}
+		r := httptest.NewRequest([]string{http.MethodPost, http.MethodGet, http.MethodPut}[method%3], "/", bytes.NewReader(body))
+		r.URL, r.RequestURI = u, path
+		r.Header.Set("Authorization", "Bearer sk-client-own")
+		r.Header.Set("X-Api-Key", "sk-client-own")
+		if override != "" {
+			r.Header["Model-Override"] = []string{override}
+		}
+		w := httptest.NewRecorder()
+		h.up.reset()
+		h.ServeHTTP(w, r)
+		h.check(t, w, body)
+	})
+}
+
+// fuzzedHandler is a Handler over an upstream in memory, and what that
+// upstream was sent.
+type fuzzedHandler struct {
+	*Handler
+	up *fuzzUpstream
+}
+
+func fuzzHandler(f *testing.F, strict bool) *fuzzedHandler {
+	cfg, err := pool.ParseConfig([]byte(`{"strict_mode": ` + map[bool]string{true: "true", false: "false"}[strict] + `,
+		"targets": {
+			"m": {"url": "http://m.test/v1", "onwards_key": "sk-up-m"},
+			"r": {"url": "http://r.test", "onwards_key": "sk-up-r", "onwards_model": "real"}}}`))
+	if err != nil {
+		f.Fatal(err)
+	}
+	reg, err := pool.NewRegistry(cfg)
+	if err != nil {
+		f.Fatal(err)
+	}
+	up := &fuzzUpstream{}
+	return &fuzzedHandler{Handler: &Handler{Registry: reg, Client: &http.Client{Transport: up}}, up: up}
+}
+
+// check holds one answer, to a request of body, to the promises above.
+func (h *fuzzedHandler) check(t *testing.T, w *httptest.ResponseRecorder, body []byte) {
+	t.Helper()
+	answer := w.Body.String()
+	for _, key := range []string{"sk-up-m", "sk-up-r", "sk-client-own"} {
+		if strings.Contains(answer, key) {
+			t.Fatalf("the answer shows a key: %d %q", w.Code, answer)
+		}
+	}
+	if sent := h.up.sent; sent != nil {
+		alias := strings.TrimSuffix(sent.URL.Host, ".test")
+		if got := sent.Header.Get("Authorization"); got != "Bearer sk-up-"+alias {
+			t.Fatalf("sent to %s with Authorization %q", sent.URL.Host, got)
+		}
+		if v := sent.Header.Values("X-Api-Key"); len(v) > 0 {
+			t.Fatalf("the client's X-Api-Key went upstream: %q", v)
+		}
+		switch {
+		case alias == "m" && !bytes.Equal(h.up.body, body):
+			t.Fatalf("the body went upstream as %q; the client sent %q", h.up.body, body)
+		case alias == "r" && json.Valid(body) && !json.Valid(h.up.body):
+			t.Fatalf("the model rewrite broke the JSON: %q became %q", body, h.up.body)
+		}
+		if w.Code != http.StatusOK {
+			t.Fatalf("the upstream answered 200; the client got %d %q", w.Code, answer)
+		}
+	} else if w.Code < 400 && !(w.Code == http.StatusOK && strings.Contains(answer, `"object":"`)) {
+		t.Fatalf("no upstream call, yet %d %q", w.Code, answer) // only the model list answers itself
+	} else if w.Code >= 400 {
+		var e struct{ Error struct{ Message string } }
+		if json.Unmarshal(w.Body.Bytes(), &e) != nil || e.Error.Message == "" {
+			t.Fatalf("a refusal that is not an error object: %d %q", w.Code, answer)
+		}
+	}
+	for _, alias := range h.Registry.Aliases() {
+		p, _ := h.Registry.Pool(alias)
+		for i, pr := range p.Providers() {
+			if n := pr.ActiveConnections(); n != 0 {
+				t.Fatalf("%s provider %d holds %d slots after the request", alias, i, n)
+			}
+		}
+	}
+}
+
+// fuzzUpstream answers every request, in memory, as an OpenAI upstream
+// would its path: an embedding list, a response or a completion; and keeps
+// the last request and its body.
+type fuzzUpstream struct {
+	mu   sync.Mutex
+	sent *http.Request
+	body []byte
+}
+
+func (u *fuzzUpstream) reset() {
+	u.mu.Lock()
+	u.sent, u.body = nil, nil
+	u.mu.Unlock()
+}
+
+func (u *fuzzUpstream) RoundTrip(r *http.Request) (*http.Response, error) {
+	var body []byte
+	if r.Body != nil {
+		body, _ = io.ReadAll(r.Body)
+		r.Body.Close()
+	}
+	u.mu.Lock()
+	u.sent, u.body = r, body
+	u.mu.Unlock()
+	answer := completion("real", "Hi")
+	switch {
+	case strings.HasSuffix(strings.TrimSuffix(r.URL.Path, "/"), "/embeddings"):
+		answer = `{"object":"list","data":[{"object":"embedding","index":0,"embedding":[0.5]}],"model":"real"}`
+	case strings.HasSuffix(strings.TrimSuffix(r.URL.Path, "/"), "/responses"):
+		answer = `{"id":"resp_1","object":"response","model":"real","output":[]}`
+	}
+	return &http.Response{StatusCode: http.StatusOK, Header: http.Header{"Content-Type": {"application/json"}},
+		Body: io.NopCloser(strings.NewReader(answer)), Request: r}, nil
+}
