@@ -51,7 +51,9 @@ type Handler struct {
 	// Handler, made once by [NewClient]. A client of your own should, as
 	// NewClient's does, follow no redirect (a CheckRedirect that returns
 	// [http.ErrUseLastResponse]); one that does sends the request where an
-	// upstream's Location says.
+	// upstream's Location says. Its Timeout, if any, bounds each request
+	// to the end of its body, streams included: leave it 0 and bound the
+	// wait for headers with each provider's request_timeout_secs.
 	Client *http.Client
 
 	// Log gets a line per attempt and per refusal. Nil: no logging. Lines
