@@ -138,9 +138,9 @@ func (c *counter) guardOffBlock(t uint32) *ConcurrencyGuard {
 // once (an atomic field may not be copied). The array below fails to
 // compile if the two sizes part.
 type guardImage struct {
-	done  uint32
-	back  uint16
-	panic bool
+	_    uint32 // done: 0, open
+	back uint16
+	_    bool // panic: false
 }
 
 var _ [0]struct{} = [unsafe.Sizeof(guardImage{}) ^ unsafe.Sizeof(ConcurrencyGuard{})]struct{}{}
