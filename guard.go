@@ -133,10 +133,10 @@ func (c *counter) guardOffBlock(t uint32) *ConcurrencyGuard {
 	return &nb.guards[0]
 }
 
-// guardImage is a ConcurrencyGuard's layout with a plain done field, so
-// that the guards of a new block can be copied in from freshGuards at
-// once (an atomic field may not be copied). The array below fails to
-// compile if the two sizes part.
+// guardImage is a ConcurrencyGuard's layout with no atomic field, so that
+// the guards of a new block can be copied in from freshGuards at once (an
+// atomic field may not be copied). The array below fails to compile if
+// the two sizes part.
 type guardImage struct {
 	_    uint32 // done: 0, open
 	back uint16
