@@ -95,6 +95,16 @@ func TestUpstreamRedirectPassedOn(t *testing.T) {
 			w.WriteHeader(n)
 			return
 		}
+		if r.URL.Path == "/v1/absolute" { // to the upstream itself, by its address
+			w.Header().Set("Location", "http://"+r.Host+"/v1/elsewhere?x=1")
+			w.WriteHeader(http.StatusTemporaryRedirect)
+			return
+		}
+		if r.URL.Path == "/v1/away" {
+			w.Header().Set("Location", "https://login.example.com/start")
+			w.WriteHeader(http.StatusFound)
+			return
+		}
 		followed.Add(1)
 		io.WriteString(w, completion("m", "followed"))
 	})
@@ -104,6 +114,13 @@ func TestUpstreamRedirectPassedOn(t *testing.T) {
 		assert.Equal(t, code, a.status)
 		assert.Equal(t, "/v1/elsewhere", a.header.Get("Location"))
 	}
+	// A Location on the upstream's own address would show it: it goes
+	// out as a path, which the client takes as the gateway's.
+	a := r.post("/v1/absolute", `{"model":"m"}`)
+	assert.Equal(t, http.StatusTemporaryRedirect, a.status)
+	assert.Equal(t, "/v1/elsewhere?x=1", a.header.Get("Location"))
+	a = r.post("/v1/away", `{"model":"m"}`)
+	assert.Equal(t, "https://login.example.com/start", a.header.Get("Location"), "another host's is left as it is")
 	assert.Zero(t, followed.Load(), "the gateway followed a redirect")
 }
 

@@ -5,7 +5,9 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"net/url"
 	"strconv"
+	"strings"
 
 	"github.com/onwardsgo/pool"
 )
@@ -44,7 +46,10 @@ var strictHeaders = []string{"Content-Type", "Cache-Control", "Retry-After"}
 // CopyResponse writes the upstream answer resp to w as opts says, flushing
 // a text/event-stream body after each event. The caller closes resp.Body.
 //
-// A 429 always goes out with a Retry-After header: the upstream's, or
+// The upstream's end-to-end headers go out with it (in strict mode only
+// Content-Type, Cache-Control and Retry-After), but for a Location on the
+// host of resp.Request, which goes out as the path it names, so that the
+// upstream's address does not. A 429 always goes out with a Retry-After header: the upstream's, or
 // [pool.ConcurrencyRetryAfter]. An answer that had to be sanitized and
 // cannot be parsed is replaced by a standard 502 and the error wraps
 // [ErrMalformedResponse]; nothing of it reaches the client. When the body
@@ -151,6 +156,7 @@ func writeHeader(w http.ResponseWriter, resp *http.Response, opts ResponseOption
 		}
 	} else {
 		copyHeader(h, resp.Header, nil)
+		hideUpstreamLocation(h, resp.Request)
 	}
 	for k, v := range opts.Header {
 		h.Set(k, v)
@@ -162,6 +168,32 @@ func writeHeader(w http.ResponseWriter, resp *http.Response, opts ResponseOption
 		h.Set("Retry-After", pool.RetryAfterSeconds(pool.ConcurrencyRetryAfter))
 	}
 	w.WriteHeader(resp.StatusCode)
+}
+
+// hideUpstreamLocation rewrites a Location header on the host of the
+// upstream request up, which would show the client the upstream's
+// address, to the path, query and fragment it names, as nginx's
+// proxy_redirect does by default; the client then takes it as the
+// gateway's. A Location that is relative or on another host is left as
+// it is. The path cannot come out as another host's: its leading
+// slashes are made one.
+func hideUpstreamLocation(h http.Header, up *http.Request) {
+	loc := h.Get("Location")
+	if loc == "" || up == nil || up.URL == nil {
+		return
+	}
+	u, err := url.Parse(loc)
+	if err != nil || u.Host == "" || !strings.EqualFold(u.Host, up.URL.Host) {
+		return
+	}
+	rel := "/" + strings.TrimLeft(u.EscapedPath(), "/\\")
+	if u.RawQuery != "" {
+		rel += "?" + u.RawQuery
+	}
+	if u.Fragment != "" {
+		rel += "#" + u.EscapedFragment()
+	}
+	h.Set("Location", rel)
 }
 
 // isEventStream reports whether a response is a server-sent event stream.
