@@ -133,15 +133,18 @@ func clientOnly(name string) bool {
 // copyHeader copies the end-to-end headers of src into dst, except those
 // skip (nil: none) reports true for. Names are canonicalized before they
 // are checked, so a header set in the map under another spelling is
-// still found. The values are copied, into one array as
+// still found, Connection and the names it lists included. The values are copied, into one array as
 // [http.Header.Clone] does.
 func copyHeader(dst, src http.Header, skip func(name string) bool) {
 	n := 0
-	for _, vs := range src {
+	var conn []string // the names Connection lists, under any spelling of it
+	for k, vs := range src {
 		n += len(vs)
+		if strings.EqualFold(k, "Connection") {
+			conn = append(slices.Clip(conn), vs...)
+		}
 	}
 	values := make([]string, n)
-	conn := src["Connection"]
 	for k, vs := range src {
 		ck := textproto.CanonicalMIMEHeaderKey(k)
 		if slices.Contains(hopByHop, ck) || (skip != nil && skip(ck)) || listedIn(conn, ck) {

@@ -43,6 +43,8 @@ func TestCopyHeader(t *testing.T) {
 		"Authorization":     {"Bearer sk-client"},
 		"authorization":     {"Bearer sk-set-by-hand"}, // not canonical: still skipped
 		"transfer-encoding": {"chunked"},
+		"connection":        {"X-Lower-Listed"}, // listed under a spelling of its own
+		"X-Lower-Listed":    {"connection's"},
 		"X-Kept":            {"a", "b"},
 		"Content-Type":      {"application/json"},
 	}
