@@ -49,7 +49,9 @@ var strictHeaders = []string{"Content-Type", "Cache-Control", "Retry-After"}
 // The upstream's end-to-end headers go out with it (in strict mode only
 // Content-Type, Content-Length, Cache-Control and Retry-After), but for a
 // Location on the host of resp.Request, which goes out as the path it
-// names, so that the upstream's address does not. A 429 always goes out with a Retry-After header: the upstream's, or
+// names, so that the upstream's address does not.
+//
+// A 429 always goes out with a Retry-After header: the upstream's, or
 // [pool.ConcurrencyRetryAfter]. An answer that had to be sanitized and
 // cannot be parsed is replaced by a standard 502 and the error wraps
 // [ErrMalformedResponse]; nothing of it reaches the client. When the body
