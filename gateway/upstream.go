@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/textproto"
 	"net/url"
 	"slices"
 	"strings"
@@ -132,9 +131,9 @@ func clientOnly(name string) bool {
 
 // copyHeader copies the end-to-end headers of src into dst, except those
 // skip (nil: none) reports true for. Names are canonicalized before they
-// are checked, so a header set in the map under another spelling is
-// still found, Connection and the names it lists included. The values are copied, into one array as
-// [http.Header.Clone] does.
+// are checked, so a header set in the map under another spelling is still
+// found, Connection and the names it lists included. The values are
+// copied, into one array as [http.Header.Clone] does.
 func copyHeader(dst, src http.Header, skip func(name string) bool) {
 	n := 0
 	var conn []string // the names Connection lists, under any spelling of it
@@ -146,7 +145,7 @@ func copyHeader(dst, src http.Header, skip func(name string) bool) {
 	}
 	values := make([]string, n)
 	for k, vs := range src {
-		ck := textproto.CanonicalMIMEHeaderKey(k)
+		ck := http.CanonicalHeaderKey(k)
 		if slices.Contains(hopByHop, ck) || (skip != nil && skip(ck)) || listedIn(conn, ck) {
 			continue
 		}
