@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"flag"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -34,6 +35,10 @@ type rig struct {
 	attempts []Attempt
 }
 
+// leanTransport runs the rig's upstream calls over Transport rather than
+// NewClient's net/http Transport: go test ./gateway -args -lean.
+var leanTransport = flag.Bool("lean", false, "send the rig's upstream calls through gateway.Transport")
+
 // keyPattern finds the keys of a config: every "sk-..." string.
 var keyPattern = regexp.MustCompile(`"(sk-[^"]*)"`)
 
@@ -65,6 +70,9 @@ func newRigClock(t *testing.T, doc string, upstreams map[string]http.Handler, cl
 	r.reg = &pool.Registry{Clock: clock}
 	require.NoError(t, r.reg.Reload(cfg))
 	upstreamClient := NewClient()
+	if *leanTransport {
+		upstreamClient.Transport = new(Transport)
+	}
 	r.h = &Handler{Registry: r.reg, Client: upstreamClient, OnAttempt: func(a Attempt) {
 		r.mu.Lock()
 		r.attempts = append(r.attempts, a)

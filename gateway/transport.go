@@ -1,0 +1,419 @@
+package gateway
+
+import (
+	"bufio"
+	"cmp"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/onwardsgo/pool"
+)
+
+// Transport is an [http.RoundTripper] for upstream calls that speaks
+// HTTP/1.1 only, over TCP or TLS, and does each exchange on the caller's
+// goroutine. Use it as the Transport of a [Handler]'s Client:
+//
+//	client := &http.Client{
+//		Transport:     new(gateway.Transport),
+//		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+//	}
+//
+// net/http's Transport keeps two goroutines on every connection, one to
+// write and one to read, and hands each request and response between them
+// and the caller. This one keeps none: it writes the request and reads the
+// response where RoundTrip is called, and the response body reads straight
+// from the connection. Behind a gateway that serves about a third more
+// chat completions a second, and holds two goroutines a stream in flight
+// rather than four (BENCHMARKS.md has the figures).
+//
+// What it does not do, so that it stays small enough to trust: HTTP/2 (an
+// https upstream is offered HTTP/1.1 only), proxies (HTTP_PROXY and the
+// like are not read; it dials the upstream itself), protocol upgrades (a
+// 101 is an error), and transparent gzip (the request's Accept-Encoding
+// goes as it is, and the body comes back as the upstream encoded it).
+// Informational answers (100-199 but 101) are read past.
+//
+// An idle connection is reused for the next request to the same scheme,
+// host and port, the most recently used first, after a check that the
+// upstream has not closed it (or sent anything unasked) meanwhile. The
+// check is one non-blocking peek at the socket on Linux, the BSDs and
+// macOS; elsewhere there is none, and a connection the upstream closed
+// while idle fails the request that takes it. A request is never sent
+// twice: once written, a failure is the caller's to handle, as the
+// gateway's fallback does. A connection is kept only after its response
+// body was read to the end; a body closed early, a read that failed or a
+// request cancelled through its context closes it.
+//
+// The zero value is ready to use. A Transport must not be copied after
+// first use, and is safe for simultaneous use by multiple goroutines.
+type Transport struct {
+	// DialContext dials the TCP connection to an upstream. Nil: a
+	// net.Dialer with a 30 s timeout and 30 s keep-alive, as
+	// http.DefaultTransport's.
+	DialContext func(ctx context.Context, network, addr string) (net.Conn, error)
+	// TLSClientConfig is the TLS configuration for https upstreams; it is
+	// cloned, ServerName set from the URL when empty and NextProtos set to
+	// HTTP/1.1. Nil: the default configuration.
+	TLSClientConfig *tls.Config
+	// MaxIdleConnsPerHost is how many idle connections are kept per
+	// upstream (scheme, host and port); one more is closed. Zero: 100. A
+	// negative value keeps none.
+	MaxIdleConnsPerHost int
+	// IdleConnTimeout is how long an idle connection is kept; past it, it
+	// is closed. Zero: 90 s.
+	IdleConnTimeout time.Duration
+	// Clock times IdleConnTimeout. Nil: the system's clock.
+	Clock pool.Clock
+
+	mu        sync.Mutex
+	idle      map[string][]*upstreamConn // by upstreamKey; oldest first
+	stopSweep func() bool                // the pending sweep's, or nil
+}
+
+// The defaults of Transport's fields.
+const (
+	defaultMaxIdlePerHost = 100
+	defaultIdleTimeout    = 90 * time.Second
+)
+
+var defaultDialer = &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}
+
+// upstreamConn is one connection to an upstream, with its buffers.
+type upstreamConn struct {
+	net.Conn            // the TLS connection for https, else raw
+	raw       net.Conn  // the TCP connection, for the liveness check
+	br        *bufio.Reader
+	bw        *bufio.Writer
+	key       string // upstreamKey, where it goes back when idle
+	tls       *tls.ConnectionState
+	idleSince time.Time
+}
+
+// RoundTrip sends req and returns the upstream's response, once its
+// headers have arrived. It closes req's body, whatever the outcome.
+// Cancelling req's context closes the connection: RoundTrip, or a read of
+// the response body, then returns the context's error.
+func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	key, addr, err := upstreamKey(req)
+	if err != nil {
+		closeBody(req)
+		return nil, err
+	}
+	ctx := req.Context()
+	c, err := t.conn(ctx, req, key, addr)
+	if err != nil {
+		closeBody(req)
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, fmt.Errorf("gateway: dial upstream: %w", err)
+	}
+	stop := context.AfterFunc(ctx, func() { c.Close() })
+	resp, err := c.exchange(req)
+	if err != nil {
+		stop()
+		c.Close()
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, err
+	}
+	reuse := !resp.Close && !req.Close
+	if resp.Body == http.NoBody {
+		t.done(c, reuse, stop)
+		return resp, nil
+	}
+	resp.Body = &transportBody{body: resp.Body, t: t, c: c, ctx: ctx, stop: stop, reuse: reuse}
+	return resp, nil
+}
+
+// upstreamKey returns where req goes: its pool's key (scheme, host and
+// port) and the address to dial. Only http and https URLs with a host are
+// accepted.
+func upstreamKey(req *http.Request) (key, addr string, err error) {
+	u := req.URL
+	if u == nil {
+		return "", "", errors.New("gateway: request has no URL")
+	}
+	port := u.Port()
+	switch u.Scheme {
+	case "http":
+		port = cmp.Or(port, "80")
+	case "https":
+		port = cmp.Or(port, "443")
+	default:
+		return "", "", fmt.Errorf("gateway: unsupported upstream scheme %q; want http or https", u.Scheme)
+	}
+	if u.Hostname() == "" {
+		return "", "", errors.New("gateway: upstream URL has no host")
+	}
+	addr = net.JoinHostPort(u.Hostname(), port)
+	return u.Scheme + "://" + addr, addr, nil
+}
+
+// closeBody closes req's body, as a RoundTripper must even when it fails.
+func closeBody(req *http.Request) {
+	if req.Body != nil {
+		req.Body.Close()
+	}
+}
+
+// exchange writes req on c and reads the response's headers, past any
+// informational answer.
+func (c *upstreamConn) exchange(req *http.Request) (*http.Response, error) {
+	if err := req.Write(c.bw); err != nil {
+		return nil, fmt.Errorf("gateway: write upstream request: %w", err)
+	}
+	if err := c.bw.Flush(); err != nil {
+		return nil, fmt.Errorf("gateway: write upstream request: %w", err)
+	}
+	for {
+		resp, err := http.ReadResponse(c.br, req)
+		if err != nil {
+			return nil, fmt.Errorf("gateway: read upstream response: %w", err)
+		}
+		switch {
+		case resp.StatusCode == http.StatusSwitchingProtocols:
+			return nil, errors.New("gateway: upstream switched protocols, which Transport does not support")
+		case resp.StatusCode < 200:
+			continue // informational: the answer follows
+		}
+		resp.TLS = c.tls
+		return resp, nil
+	}
+}
+
+// conn returns an idle connection to key that is still open, or dials one.
+func (t *Transport) conn(ctx context.Context, req *http.Request, key, addr string) (*upstreamConn, error) {
+	for {
+		c := t.takeIdle(key)
+		if c == nil {
+			return t.dial(ctx, req, key, addr)
+		}
+		if alive(c.raw) {
+			return c, nil
+		}
+		c.Close()
+	}
+}
+
+// dial opens a connection to addr, with TLS for https.
+func (t *Transport) dial(ctx context.Context, req *http.Request, key, addr string) (*upstreamConn, error) {
+	dial := t.DialContext
+	if dial == nil {
+		dial = defaultDialer.DialContext
+	}
+	raw, err := dial(ctx, "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	c := &upstreamConn{Conn: raw, raw: raw, key: key}
+	if req.URL.Scheme == "https" {
+		cfg := t.TLSClientConfig.Clone()
+		if cfg == nil {
+			cfg = new(tls.Config)
+		}
+		if cfg.ServerName == "" {
+			cfg.ServerName = req.URL.Hostname()
+		}
+		cfg.NextProtos = []string{"http/1.1"}
+		tc := tls.Client(raw, cfg)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			raw.Close()
+			return nil, err
+		}
+		state := tc.ConnectionState()
+		c.Conn, c.tls = tc, &state
+	}
+	c.br = bufio.NewReaderSize(c.Conn, 4096)
+	c.bw = bufio.NewWriterSize(c.Conn, 4096)
+	return c, nil
+}
+
+// done ends c's exchange: it goes back to the idle ones if it may be
+// reused and its context's hook is stopped before it closed c, and is
+// closed otherwise.
+func (t *Transport) done(c *upstreamConn, reuse bool, stop func() bool) {
+	if stop() && reuse {
+		t.putIdle(c)
+		return
+	}
+	c.Close()
+}
+
+// takeIdle returns the most recently used idle connection to key, or nil.
+func (t *Transport) takeIdle(key string) *upstreamConn {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	l := t.idle[key]
+	if len(l) == 0 {
+		return nil
+	}
+	c := l[len(l)-1]
+	l[len(l)-1] = nil
+	t.idle[key] = l[:len(l)-1]
+	return c
+}
+
+// putIdle keeps c for the next request to its upstream, or closes it if
+// the upstream has enough idle connections.
+func (t *Transport) putIdle(c *upstreamConn) {
+	clock := t.clock()
+	c.idleSince = clock.Now()
+	t.mu.Lock()
+	l := t.idle[c.key]
+	if len(l) >= t.maxIdle() {
+		t.mu.Unlock()
+		c.Close()
+		return
+	}
+	if t.idle == nil {
+		t.idle = make(map[string][]*upstreamConn)
+	}
+	t.idle[c.key] = append(l, c)
+	if t.stopSweep == nil {
+		t.stopSweep = clock.AfterFunc(t.idleTimeout(), t.sweep)
+	}
+	t.mu.Unlock()
+}
+
+// sweep closes the connections idle for IdleConnTimeout or longer, and
+// runs again when the oldest of the others will be.
+func (t *Transport) sweep() {
+	clock := t.clock()
+	now := clock.Now()
+	timeout := t.idleTimeout()
+	var stale []*upstreamConn
+	next := time.Duration(-1) // until the next sweep; -1: none is needed
+	t.mu.Lock()
+	for key, l := range t.idle {
+		n := 0
+		for n < len(l) && now.Sub(l[n].idleSince) >= timeout {
+			n++
+		}
+		stale = append(stale, l[:n]...)
+		if n == len(l) {
+			delete(t.idle, key)
+			continue
+		}
+		t.idle[key] = append(l[:0:0], l[n:]...)
+		if d := timeout - now.Sub(l[n].idleSince); next < 0 || d < next {
+			next = d
+		}
+	}
+	t.stopSweep = nil
+	if next >= 0 {
+		t.stopSweep = clock.AfterFunc(next, t.sweep)
+	}
+	t.mu.Unlock()
+	for _, c := range stale {
+		c.Close()
+	}
+}
+
+// CloseIdleConnections closes every idle connection; those in use are
+// closed when their exchange ends, as ever. [http.Client]'s method of the
+// same name calls it.
+func (t *Transport) CloseIdleConnections() {
+	t.mu.Lock()
+	idle := t.idle
+	t.idle = nil
+	if t.stopSweep != nil {
+		t.stopSweep()
+		t.stopSweep = nil
+	}
+	t.mu.Unlock()
+	for _, l := range idle {
+		for _, c := range l {
+			c.Close()
+		}
+	}
+}
+
+func (t *Transport) clock() pool.Clock {
+	if t.Clock == nil {
+		return pool.SystemClock
+	}
+	return t.Clock
+}
+
+func (t *Transport) maxIdle() int {
+	if t.MaxIdleConnsPerHost == 0 {
+		return defaultMaxIdlePerHost
+	}
+	return t.MaxIdleConnsPerHost
+}
+
+func (t *Transport) idleTimeout() time.Duration {
+	if t.IdleConnTimeout <= 0 {
+		return defaultIdleTimeout
+	}
+	return t.IdleConnTimeout
+}
+
+// transportBody is a response body read straight from its connection,
+// which it gives back to the Transport when read to the end.
+type transportBody struct {
+	body  io.ReadCloser
+	t     *Transport
+	c     *upstreamConn
+	ctx   context.Context
+	stop  func() bool // stops the context's hook that closes c
+	reuse bool
+	state atomic.Uint32 // bodyOpen, bodyRead or bodyClosed
+}
+
+const (
+	bodyOpen   = iota
+	bodyRead   // read to the end; c is given back or closed
+	bodyClosed // closed early or failed; c is closed
+)
+
+// errBodyClosed is what a read of a body already closed returns, as
+// net/http's does.
+var errBodyClosed = errors.New("http: read on closed response body")
+
+func (b *transportBody) Read(p []byte) (int, error) {
+	switch b.state.Load() {
+	case bodyRead:
+		return 0, io.EOF
+	case bodyClosed:
+		return 0, errBodyClosed
+	}
+	n, err := b.body.Read(p)
+	switch {
+	case err == io.EOF:
+		if b.state.CompareAndSwap(bodyOpen, bodyRead) {
+			b.t.done(b.c, b.reuse, b.stop)
+		}
+	case err != nil:
+		b.fail()
+		if b.ctx.Err() != nil {
+			err = b.ctx.Err()
+		}
+	}
+	return n, err
+}
+
+// Close closes the body and, unless it was read to the end, its
+// connection.
+func (b *transportBody) Close() error {
+	b.fail()
+	return nil
+}
+
+// fail closes the connection of a body not read to the end.
+func (b *transportBody) fail() {
+	if b.state.CompareAndSwap(bodyOpen, bodyClosed) {
+		b.stop()
+		b.c.Close()
+	}
+}
