@@ -91,3 +91,31 @@ func ExampleCopyResponse() {
 	// Output:
 	// 200 {"path": "/v1/embeddings", "auth": "", "body": {"model":"m"}}
 }
+
+// A Handler whose upstream calls go through Transport, which speaks
+// HTTP/1.1 on the handler's own goroutine, rather than net/http's
+// Transport. Redirects are passed on, not followed, as NewClient's are.
+func ExampleTransport() {
+	up := upstream()
+	defer up.Close()
+	cfg, _ := pool.ParseConfig([]byte(`{"targets": {"m": {"url": "` + up.URL + `", "onwards_key": "sk-upstream"}}}`))
+	reg, _ := pool.NewRegistry(cfg)
+
+	transport := new(gateway.Transport)
+	defer transport.CloseIdleConnections()
+	gw := httptest.NewServer(&gateway.Handler{Registry: reg, Client: &http.Client{
+		Transport:     transport,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}})
+	defer gw.Close()
+
+	resp, err := http.Post(gw.URL+"/v1/chat/completions", "application/json", strings.NewReader(`{"model": "m"}`))
+	if err != nil {
+		panic(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	fmt.Println(resp.StatusCode, string(body))
+	// Output:
+	// 200 {"path": "/v1/chat/completions", "auth": "Bearer sk-upstream", "body": {"model": "m"}}
+}

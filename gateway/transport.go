@@ -88,8 +88,8 @@ var defaultDialer = &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.
 
 // upstreamConn is one connection to an upstream, with its buffers.
 type upstreamConn struct {
-	net.Conn            // the TLS connection for https, else raw
-	raw       net.Conn  // the TCP connection, for the liveness check
+	net.Conn           // the TLS connection for https, else raw
+	raw       net.Conn // the TCP connection, for the liveness check
 	br        *bufio.Reader
 	bw        *bufio.Writer
 	key       string // upstreamKey, where it goes back when idle
@@ -198,7 +198,9 @@ func (t *Transport) conn(ctx context.Context, req *http.Request, key, addr strin
 		if c == nil {
 			return t.dial(ctx, req, key, addr)
 		}
-		if alive(c.raw) {
+		// Bytes the upstream sent after its answer, buffered or not, or
+		// its close: either way, the connection is done with.
+		if c.br.Buffered() == 0 && alive(c.raw) {
 			return c, nil
 		}
 		c.Close()
