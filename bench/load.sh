@@ -65,6 +65,7 @@ up2=$(free_port); "$work/loadbench" upstream -addr "127.0.0.1:$up2" & pids+=($!)
 ups="http://127.0.0.1:$up1,http://127.0.0.1:$up2"
 rp=$(free_port); "$work/loadbench" reverseproxy -addr "127.0.0.1:$rp" -to "$ups" & pids+=($!)
 gw=$(free_port); "$work/loadbench" gateway -addr "127.0.0.1:$gw" -to "$ups" & pids+=($!)
+gwt=$(free_port); "$work/loadbench" gateway-transport -addr "127.0.0.1:$gwt" -to "$ups" & pids+=($!)
 raw=$(free_port); "$work/loadbench" rawproxy -addr "127.0.0.1:$raw" -to "$ups" & pids+=($!)
 srv=$(free_port); "$work/loadbench" serverproxy -addr "127.0.0.1:$srv" -to "$ups" & pids+=($!)
 
@@ -108,7 +109,7 @@ backend b
 	server s2 127.0.0.1:$up2
 CONF
 haproxy -f "$work/haproxy.cfg" -db >/dev/null 2>&1 & pids+=($!)
-for p in $up1 $up2 $rp $gw $raw $srv $ngx $hap; do wait_port "$p"; done
+for p in $up1 $up2 $rp $gw $gwt $raw $srv $ngx $hap; do wait_port "$p"; done
 
 for kind in chat stream; do
 	stream=false; [ "$kind" = stream ] && stream=true
@@ -135,6 +136,7 @@ for kind in chat stream; do
 	run haproxy "$hap" "$kind"
 	run reverseproxy "$rp" "$kind"
 	run gateway "$gw" "$kind"
+	run gateway-transport "$gwt" "$kind"
 	run rawproxy "$raw" "$kind"
 	run serverproxy "$srv" "$kind"
 done
@@ -147,19 +149,20 @@ rate_chat=${RATE_CHAT:-2000} rate_stream=${RATE_STREAM:-500} rate_for=${RATE_SEC
 for kind in chat stream; do
 	rate=$rate_chat flag=""; [ "$kind" = stream ] && rate=$rate_stream flag="-stream"
 	for round in 1 2 3; do
-		for target in direct:$up1 nginx:$ngx haproxy:$hap reverseproxy:$rp gateway:$gw rawproxy:$raw serverproxy:$srv; do
+		for target in direct:$up1 nginx:$ngx haproxy:$hap reverseproxy:$rp gateway:$gw gateway-transport:$gwt rawproxy:$raw serverproxy:$srv; do
 			line=$("$work/loadbench" rate -to "http://127.0.0.1:${target#*:}/v1/chat/completions" -rate "$rate" -d "${rate_for}s" $flag)
 			echo "$kind ${target%%:*} $rate $line" >> "$out/rate.txt"
 		done
 	done
 done
 left=$(curl -s "http://127.0.0.1:$gw/inflight" 2>/dev/null || echo "?")
+leftt=$(curl -s "http://127.0.0.1:$gwt/inflight" 2>/dev/null || echo "?")
 
 # Memory per stream in flight: 2000 streams held open by the upstream
 # after their first event, through the gateway and the bare ReverseProxy
 # (a first round warms their pools; the second is reported).
 : > "$out/streammem.txt"
-for name in gateway:$gw reverseproxy:$rp; do
+for name in gateway:$gw gateway-transport:$gwt reverseproxy:$rp; do
 	"$work/loadbench" holdstreams -to "http://127.0.0.1:${name#*:}" -n 2000 >/dev/null
 	"$work/loadbench" holdstreams -to "http://127.0.0.1:${name#*:}" -n 2000 | sed "s/^/${name%%:*}: /" >> "$out/streammem.txt"
 done
@@ -200,7 +203,7 @@ END {
 		printf "| %s | %s | %d | %d µs | %d µs | %s | %s | %d | %d |\n", kn[1], kn[2], rate[k], m50[k], m99[k], added50, added99, failed[k], late[k]
 	}
 }' "$out/rate.txt" | tee "$out/rate.md"
-echo "requests and slots in flight in the gateway after the runs: $left"
+echo "requests and slots in flight in the gateway after the runs: $left (over gateway.Transport: $leftt)"
 cat "$out/streammem.txt"
 
 # Latency percentiles of the chat load through each, as a PNG: saturated

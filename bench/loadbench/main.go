@@ -1,12 +1,15 @@
 // Command loadbench is the Go side of bench/load.sh: a mock upstream, a bare
 // httputil.ReverseProxy with round robin (the floor for a Go proxy), and
-// gateway.Handler, each on an address of its own, for wrk to drive; and
+// gateway.Handler, its upstream calls sent through net/http's Transport
+// (gateway) or through gateway.Transport (gateway-transport), each on an
+// address of its own, for wrk to drive; and
 // two ceilings (ceiling.go): a proxy of this load with no net/http at all,
 // and one on net/http's server with the upstream exchange written out.
 //
 //	loadbench upstream -addr 127.0.0.1:9001
 //	loadbench reverseproxy -addr 127.0.0.1:9100 -to http://127.0.0.1:9001,http://127.0.0.1:9002
 //	loadbench gateway -addr 127.0.0.1:9200 -to http://127.0.0.1:9001,http://127.0.0.1:9002
+//	loadbench gateway-transport -addr 127.0.0.1:9250 -to http://127.0.0.1:9001,http://127.0.0.1:9002
 //	loadbench rawproxy -addr 127.0.0.1:9300 -to http://127.0.0.1:9001,http://127.0.0.1:9002
 //	loadbench serverproxy -addr 127.0.0.1:9400 -to http://127.0.0.1:9001,http://127.0.0.1:9002
 //	loadbench holdstreams -to http://127.0.0.1:9200 -n 1000
@@ -43,7 +46,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		log.Fatal("usage: loadbench upstream|reverseproxy|gateway|rawproxy|serverproxy -addr ADDR [-to URL,URL] | holdstreams|rate -to URL")
+		log.Fatal("usage: loadbench upstream|reverseproxy|gateway|gateway-transport|rawproxy|serverproxy -addr ADDR [-to URL,URL] | holdstreams|rate -to URL")
 	}
 	fs := flag.NewFlagSet(os.Args[1], flag.ExitOnError)
 	addr := fs.String("addr", "127.0.0.1:0", "address to serve on")
@@ -84,7 +87,9 @@ func main() {
 	case "reverseproxy":
 		h = roundRobin(strings.Split(*to, ","))
 	case "gateway":
-		h = gatewayOver(strings.Split(*to, ","))
+		h = gatewayOver(strings.Split(*to, ","), transport())
+	case "gateway-transport":
+		h = gatewayOver(strings.Split(*to, ","), &gateway.Transport{MaxIdleConnsPerHost: 200})
 	case "serverproxy":
 		h = newRawUpstreams(strings.Split(*to, ","))
 	default:
@@ -150,8 +155,9 @@ func roundRobin(targets []string) http.Handler {
 	}
 }
 
-// gatewayOver is gateway.Handler over one alias, "m", of the targets.
-func gatewayOver(targets []string) http.Handler {
+// gatewayOver is gateway.Handler over one alias, "m", of the targets, its
+// upstream calls sent through rt.
+func gatewayOver(targets []string, rt http.RoundTripper) http.Handler {
 	var providers []string
 	for _, t := range targets {
 		providers = append(providers, fmt.Sprintf(`{"url": %q}`, t))
@@ -165,7 +171,7 @@ func gatewayOver(targets []string) http.Handler {
 		log.Fatal(err)
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/", &gateway.Handler{Registry: reg, Client: &http.Client{Transport: transport()}})
+	mux.Handle("/", &gateway.Handler{Registry: reg, Client: &http.Client{Transport: rt}})
 	mux.HandleFunc("GET /inflight", func(w http.ResponseWriter, r *http.Request) {
 		var n int64
 		for _, p := range reg.Snapshot().Pools {
