@@ -13,15 +13,15 @@
 # this load with no net/http at all, and serverproxy, net/http's server
 # with the upstream exchange written out, the most a Handler can be.
 #
-#   bench/load.sh                # 8 s per wrk run, 5 s per fixed-rate run
-#   DURATION=20s RATE_SECONDS=10 bench/load.sh
+#   bench/load.sh                # 3 rounds of 5 s wrk runs, 5 s per fixed-rate run
+#   ROUNDS=5 DURATION=8s RATE_SECONDS=10 bench/load.sh
 #   RATE_CHAT=2000 RATE_STREAM=500 bench/load.sh   # the fixed rates, per second
 #
 # Needs Debian's nginx-light, haproxy, wrk and gnuplot-nox (it installs the
 # missing ones when it can).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-duration=${DURATION:-8s}
+duration=${DURATION:-5s}
 out=$PWD/bench/out
 mkdir -p "$out"
 work=$(mktemp -d)
@@ -120,26 +120,40 @@ wrk.body = '{"model":"m","stream":$stream,"messages":[{"role":"user","content":"
 LUA
 done
 
-# run NAME PORT KIND: one wrk run, its summary appended to results.
-: > "$out/load.txt"
+# run NAME PORT KIND: one wrk run, its summary appended to load-runs.txt.
+: > "$out/load-runs.txt"
 run() {
 	wrk -t2 -c64 -d"$duration" --latency -s "$work/$3.lua" "http://127.0.0.1:$2/v1/chat/completions" > "$work/wrk.txt"
 	awk -v name="$1" -v kind="$3" '
 	function us(v) { if (v ~ /us$/) return v + 0; if (v ~ /ms$/) return v * 1000; if (v ~ /s$/) return v * 1000000; return v }
 	/^ +50%/ { p50 = us($2) } /^ +75%/ { p75 = us($2) } /^ +90%/ { p90 = us($2) } /^ +99%/ { p99 = us($2) }
 	/^Requests\/sec/ { rps = $2 } /Non-2xx/ { bad = $NF }
-	END { printf "%s %s %.0f %.0f %.0f %.0f %.0f %d\n", kind, name, rps, p50, p75, p90, p99, bad }' "$work/wrk.txt" >> "$out/load.txt"
+	END { printf "%s %s %.0f %.0f %.0f %.0f %.0f %d\n", kind, name, rps, p50, p75, p90, p99, bad }' "$work/wrk.txt" >> "$out/load-runs.txt"
 }
-for kind in chat stream; do
-	run direct "$up1" "$kind"
-	run nginx "$ngx" "$kind"
-	run haproxy "$hap" "$kind"
-	run reverseproxy "$rp" "$kind"
-	run gateway "$gw" "$kind"
-	run gateway-transport "$gwt" "$kind"
-	run rawproxy "$raw" "$kind"
-	run serverproxy "$srv" "$kind"
+# Each path ROUNDS times, taken in turn, so that a noisy spell of the host
+# falls on all of them; load.txt gets the median of each column.
+rounds=${ROUNDS:-3}
+for round in $(seq "$rounds"); do
+	for kind in chat stream; do
+		run direct "$up1" "$kind"
+		run nginx "$ngx" "$kind"
+		run haproxy "$hap" "$kind"
+		run reverseproxy "$rp" "$kind"
+		run gateway "$gw" "$kind"
+		run gateway-transport "$gwt" "$kind"
+		run rawproxy "$raw" "$kind"
+		run serverproxy "$srv" "$kind"
+	done
 done
+awk '
+function median(list,   v, n, a, b, t) {
+	n = split(substr(list, 2), v, " ")
+	for (a = 1; a <= n; a++) for (b = a + 1; b <= n; b++) if (v[b] + 0 < v[a] + 0) { t = v[a]; v[a] = v[b]; v[b] = t }
+	return v[int((n + 1) / 2)]
+}
+{ k = $1 " " $2; if (!(k in seen)) { seen[k] = 1; order[++rows] = k } for (c = 3; c <= 8; c++) col[k, c] = col[k, c] " " $c }
+END { for (i = 1; i <= rows; i++) { k = order[i]; line = k; for (c = 3; c <= 8; c++) line = line " " median(col[k, c]); print line } }
+' "$out/load-runs.txt" > "$out/load.txt"
 
 # The same paths at a fixed rate, below every proxy's capacity, so the
 # latency is each path's own and not a queue's: loadbench rate, 64
@@ -167,7 +181,7 @@ for name in gateway:$gw gateway-transport:$gwt reverseproxy:$rp; do
 	"$work/loadbench" holdstreams -to "http://127.0.0.1:${name#*:}" -n 2000 | sed "s/^/${name%%:*}: /" >> "$out/streammem.txt"
 done
 
-echo "cpu: $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(nproc) cores; $(go version | cut -d' ' -f3); $(nginx -v 2>&1 | cut -d/ -f2); HAProxy $(haproxy -v | head -1 | cut -d' ' -f3); wrk -t2 -c64 -d$duration"
+echo "cpu: $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(nproc) cores; $(go version | cut -d' ' -f3); $(nginx -v 2>&1 | cut -d/ -f2); HAProxy $(haproxy -v | head -1 | cut -d' ' -f3); wrk -t2 -c64 -d$duration, median of $rounds rounds"
 awk '
 { kind[NR] = $1; name[NR] = $2; rps[NR] = $3; p50[NR] = $4; p99[NR] = $7; bad[NR] = $8
   if ($2 == "direct") { d50[$1] = $4; d99[$1] = $7 } if ($2 == "nginx") { n50[$1] = $4 - d50[$1]; nrps[$1] = $3 } if ($2 == "reverseproxy") rprps[$1] = $3 }

@@ -88,14 +88,19 @@ var defaultDialer = &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.
 
 // upstreamConn is one connection to an upstream, with its buffers.
 type upstreamConn struct {
-	net.Conn           // the TLS connection for https, else raw
-	raw       net.Conn // the TCP connection, for the liveness check
+	conn      net.Conn // the TLS connection for https, else raw
+	raw       net.Conn // the TCP connection: checked, and closed
 	br        *bufio.Reader
 	bw        *bufio.Writer
 	key       string // upstreamKey, where it goes back when idle
 	tls       *tls.ConnectionState
 	idleSince time.Time
 }
+
+// close closes c's TCP connection. For TLS it sends no close_notify
+// alert first: that write could wait on an upstream that reads nothing,
+// and the connection is dropped either way.
+func (c *upstreamConn) close() { c.raw.Close() }
 
 // RoundTrip sends req and returns the upstream's response, once its
 // headers have arrived. It closes req's body, whatever the outcome.
@@ -116,11 +121,11 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		return nil, fmt.Errorf("gateway: dial upstream: %w", err)
 	}
-	stop := context.AfterFunc(ctx, func() { c.Close() })
+	stop := context.AfterFunc(ctx, c.close)
 	resp, err := c.exchange(req)
 	if err != nil {
 		stop()
-		c.Close()
+		c.close()
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
@@ -203,7 +208,7 @@ func (t *Transport) conn(ctx context.Context, req *http.Request, key, addr strin
 		if c.br.Buffered() == 0 && alive(c.raw) {
 			return c, nil
 		}
-		c.Close()
+		c.close()
 	}
 }
 
@@ -217,7 +222,7 @@ func (t *Transport) dial(ctx context.Context, req *http.Request, key, addr strin
 	if err != nil {
 		return nil, err
 	}
-	c := &upstreamConn{Conn: raw, raw: raw, key: key}
+	c := &upstreamConn{conn: raw, raw: raw, key: key}
 	if req.URL.Scheme == "https" {
 		cfg := t.TLSClientConfig.Clone()
 		if cfg == nil {
@@ -233,10 +238,10 @@ func (t *Transport) dial(ctx context.Context, req *http.Request, key, addr strin
 			return nil, err
 		}
 		state := tc.ConnectionState()
-		c.Conn, c.tls = tc, &state
+		c.conn, c.tls = tc, &state
 	}
-	c.br = bufio.NewReaderSize(c.Conn, 4096)
-	c.bw = bufio.NewWriterSize(c.Conn, 4096)
+	c.br = bufio.NewReaderSize(c.conn, 4096)
+	c.bw = bufio.NewWriterSize(c.conn, 4096)
 	return c, nil
 }
 
@@ -248,7 +253,7 @@ func (t *Transport) done(c *upstreamConn, reuse bool, stop func() bool) {
 		t.putIdle(c)
 		return
 	}
-	c.Close()
+	c.close()
 }
 
 // takeIdle returns the most recently used idle connection to key, or nil.
@@ -274,7 +279,7 @@ func (t *Transport) putIdle(c *upstreamConn) {
 	l := t.idle[c.key]
 	if len(l) >= t.maxIdle() {
 		t.mu.Unlock()
-		c.Close()
+		c.close()
 		return
 	}
 	if t.idle == nil {
@@ -317,7 +322,7 @@ func (t *Transport) sweep() {
 	}
 	t.mu.Unlock()
 	for _, c := range stale {
-		c.Close()
+		c.close()
 	}
 }
 
@@ -335,7 +340,7 @@ func (t *Transport) CloseIdleConnections() {
 	t.mu.Unlock()
 	for _, l := range idle {
 		for _, c := range l {
-			c.Close()
+			c.close()
 		}
 	}
 }
@@ -416,6 +421,6 @@ func (b *transportBody) Close() error {
 func (b *transportBody) fail() {
 	if b.state.CompareAndSwap(bodyOpen, bodyClosed) {
 		b.stop()
-		b.c.Close()
+		b.c.close()
 	}
 }
