@@ -68,7 +68,7 @@ type Transport struct {
 	// negative value keeps none.
 	MaxIdleConnsPerHost int
 	// IdleConnTimeout is how long an idle connection is kept; past it, it
-	// is closed. Zero: 90 s.
+	// is closed. Zero or less: 90 s.
 	IdleConnTimeout time.Duration
 	// Clock times IdleConnTimeout. Nil: the system's clock.
 	Clock pool.Clock

@@ -38,6 +38,22 @@ type connServer struct {
 
 func newConnServer(t *testing.T, h http.HandlerFunc) *connServer {
 	t.Helper()
+	s := unstartedConnServer(h)
+	s.Start()
+	t.Cleanup(s.Close)
+	return s
+}
+
+// newConnServerTLS is newConnServer over TLS.
+func newConnServerTLS(t *testing.T, h http.HandlerFunc) *connServer {
+	t.Helper()
+	s := unstartedConnServer(h)
+	s.StartTLS()
+	t.Cleanup(s.Close)
+	return s
+}
+
+func unstartedConnServer(h http.HandlerFunc) *connServer {
 	s := &connServer{Server: httptest.NewUnstartedServer(h)}
 	s.cond = sync.NewCond(&s.mu)
 	s.Config.ConnState = func(_ net.Conn, st http.ConnState) {
@@ -52,8 +68,6 @@ func newConnServer(t *testing.T, h http.HandlerFunc) *connServer {
 		}
 		s.cond.Broadcast()
 	}
-	s.Start()
-	t.Cleanup(s.Close)
 	return s
 }
 
@@ -202,30 +216,41 @@ func TestTransportCancelWhileWaitingForHeaders(t *testing.T) {
 }
 
 func TestTransportCancelWhileReadingBody(t *testing.T) {
-	checkLeaks(t)
-	left := make(chan struct{})
-	s := newConnServer(t, func(w http.ResponseWriter, r *http.Request) {
-		io.ReadAll(r.Body)
-		io.WriteString(w, "data: 1\n\n")
-		w.(http.Flusher).Flush()
-		<-r.Context().Done()
-		close(left)
-	})
-	tr := new(Transport)
-	defer tr.CloseIdleConnections()
-	ctx, cancel := context.WithCancel(context.Background())
-	resp, err := post(t, ctx, tr, s.URL, "{}")
-	require.NoError(t, err)
-	b := make([]byte, 64)
-	n, err := resp.Body.Read(b)
-	require.NoError(t, err)
-	assert.Equal(t, "data: 1\n\n", string(b[:n]))
-	cancel()
-	_, err = io.ReadAll(resp.Body) // blocked on the upstream until the cancel closes it
-	assert.ErrorIs(t, err, context.Canceled)
-	<-left
-	resp.Body.Close()
-	s.awaitOpen(t, 0)
+	for _, tls := range []bool{false, true} {
+		t.Run(map[bool]string{false: "http", true: "https"}[tls], func(t *testing.T) {
+			checkLeaks(t)
+			left := make(chan struct{})
+			h := func(w http.ResponseWriter, r *http.Request) {
+				io.ReadAll(r.Body)
+				io.WriteString(w, "data: 1\n\n")
+				w.(http.Flusher).Flush()
+				<-r.Context().Done()
+				close(left)
+			}
+			var s *connServer
+			tr := new(Transport)
+			if tls {
+				s = newConnServerTLS(t, h)
+				tr.TLSClientConfig = s.Client().Transport.(*http.Transport).TLSClientConfig
+			} else {
+				s = newConnServer(t, h)
+			}
+			defer tr.CloseIdleConnections()
+			ctx, cancel := context.WithCancel(context.Background())
+			resp, err := post(t, ctx, tr, s.URL, "{}")
+			require.NoError(t, err)
+			b := make([]byte, 64)
+			n, err := resp.Body.Read(b)
+			require.NoError(t, err)
+			assert.Equal(t, "data: 1\n\n", string(b[:n]))
+			cancel()
+			_, err = io.ReadAll(resp.Body) // blocked on the upstream until the cancel closes it
+			assert.ErrorIs(t, err, context.Canceled)
+			<-left
+			resp.Body.Close()
+			s.awaitOpen(t, 0)
+		})
+	}
 }
 
 func TestTransportNoBodyGivesConnectionBack(t *testing.T) {
