@@ -40,7 +40,11 @@ import (
 // like are not read; it dials the upstream itself), protocol upgrades (a
 // 101 is an error), and transparent gzip (the request's Accept-Encoding
 // goes as it is, and the body comes back as the upstream encoded it).
-// Informational answers (100-199 but 101) are read past.
+// Informational answers (100-199 but 101) are read past, up to 5 of them
+// before the answer, as net/http's Transport allows. The whole
+// request is written before the answer is read: an upstream that answers
+// before it has read the body and closes (a 413 for a body too large, say)
+// may be a failed write rather than its answer.
 //
 // An idle connection is reused for the next request to the same scheme,
 // host and port, the most recently used first, after a check that the
@@ -181,21 +185,29 @@ func (c *upstreamConn) exchange(req *http.Request) (*http.Response, error) {
 	if err := c.bw.Flush(); err != nil {
 		return nil, fmt.Errorf("gateway: write upstream request: %w", err)
 	}
-	for {
+	for informational := 0; ; informational++ {
 		resp, err := http.ReadResponse(c.br, req)
 		if err != nil {
 			return nil, fmt.Errorf("gateway: read upstream response: %w", err)
 		}
 		switch {
+		case resp.StatusCode < 100:
+			return nil, fmt.Errorf("gateway: upstream answered with status %03d, not an HTTP status", resp.StatusCode)
 		case resp.StatusCode == http.StatusSwitchingProtocols:
 			return nil, errors.New("gateway: upstream switched protocols, which Transport does not support")
+		case resp.StatusCode < 200 && informational == maxInformational:
+			return nil, fmt.Errorf("gateway: upstream sent more than %d informational answers", maxInformational)
 		case resp.StatusCode < 200:
-			continue // informational: the answer follows
+			continue // the answer follows
 		}
 		resp.TLS = c.tls
 		return resp, nil
 	}
 }
+
+// maxInformational is how many 1xx answers may precede the answer, as in
+// net/http's Transport.
+const maxInformational = 5
 
 // conn returns an idle connection to key that is still open, or dials one.
 func (t *Transport) conn(ctx context.Context, req *http.Request, key, addr string) (*upstreamConn, error) {

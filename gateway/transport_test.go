@@ -375,15 +375,28 @@ func TestTransportInformationalAnswers(t *testing.T) {
 	url = rawServer(t, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
 	_, err := post(t, context.Background(), tr, url, "{}")
 	assert.ErrorContains(t, err, "switched protocols")
+
+	five := strings.Repeat("HTTP/1.1 100 Continue\r\n\r\n", 5)
+	url = rawServer(t, five+"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+	code, _ = readAll(t, tr, url, "{}")
+	assert.Equal(t, http.StatusOK, code, "five informational answers are read past")
+	url = rawServer(t, five+"HTTP/1.1 102 Processing\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+	_, err = post(t, context.Background(), tr, url, "{}")
+	assert.ErrorContains(t, err, "more than 5 informational answers")
 }
 
 func TestTransportBadAnswer(t *testing.T) {
 	checkLeaks(t)
-	url := rawServer(t, "SMTP ready\r\n\r\n")
 	tr := new(Transport)
 	defer tr.CloseIdleConnections()
-	_, err := post(t, context.Background(), tr, url, "{}")
-	assert.ErrorContains(t, err, "read upstream response")
+	for answer, want := range map[string]string{
+		"SMTP ready\r\n\r\n":                             "read upstream response",
+		"HTTP/1.1 099 Odd\r\nContent-Length: 0\r\n\r\n":  "status 099, not an HTTP status",
+		"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\nok": "read upstream response",
+	} {
+		_, err := post(t, context.Background(), tr, rawServer(t, answer), "{}")
+		assert.ErrorContains(t, err, want, "%q", answer)
+	}
 }
 
 // rawServer answers every connection's first request with answer, as
