@@ -17,7 +17,8 @@ import (
 // reads it. Build a [Registry] from it to serve requests.
 //
 // StrictMode, SanitizeResponse and Trusted are acted on by package
-// gateway; HTTPPool and OpenResponses are kept for the caller. Fields that
+// gateway, and HTTPPool by gateway.NewClientFor; OpenResponses is kept for
+// the caller. Fields that
 // newer onwards versions define are accepted and kept too, and NotActedOn
 // lists where they appear.
 type Config struct {
@@ -33,7 +34,8 @@ type Config struct {
 	// requests, sanitizes answers and standardizes errors.
 	StrictMode bool `json:"strict_mode,omitempty"`
 
-	// HTTPPool tunes the proxy's upstream HTTP client (kept, not acted on).
+	// HTTPPool tunes the proxy's upstream HTTP client: gateway.NewClientFor
+	// builds a client from it, as onwards does at start.
 	HTTPPool *HTTPPoolSpec `json:"http_pool,omitempty"`
 
 	// SharedState is this library's extension for limits shared across
@@ -117,7 +119,9 @@ type SharedStateSpec struct {
 	Replicas int `json:"replicas,omitempty"`
 }
 
-// HTTPPoolSpec is the config's "http_pool" object (not acted on here).
+// HTTPPoolSpec is the config's "http_pool" object: the idle connections of
+// the upstream client. The pool package only checks it; gateway.NewClientFor
+// builds a client from it.
 type HTTPPoolSpec struct {
 	// MaxIdlePerHost is the idle connections kept per upstream host.
 	MaxIdlePerHost *int `json:"max_idle_per_host,omitempty"`

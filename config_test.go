@@ -231,6 +231,8 @@ func TestParseConfigErrors(t *testing.T) {
 			[]string{`pool: targets["a"].url:`, `pool: targets["b"].providers[0].weight: -2 is out of range`}},
 		{"negative concurrency", `{"auth": {"key_definitions": {"u": {"key": "sk-u", "concurrency_limit": {"max_concurrent_requests": -1}}}}, "targets": {"a": {"url": "https://a.example.com"}}}`,
 			[]string{`pool: auth.key_definitions["u"].concurrency_limit.max_concurrent_requests: -1 is negative; want 0 (refuse every request) or more`}},
+		{"negative http_pool", `{"http_pool": {"max_idle_per_host": -1, "idle_timeout_secs": -5}, "targets": {"a": {"url": "https://a.example.com"}}}`,
+			[]string{`pool: http_pool.max_idle_per_host: -1 is negative`, `pool: http_pool.idle_timeout_secs: -5 is out of range`}},
 		{"negative max attempts", `{"targets": {"a": {"providers": [{"url": "https://a.example.com"}], "fallback": {"max_attempts": -1}}}}`,
 			[]string{`pool: targets["a"].fallback.max_attempts: -1 is negative`}},
 	}

@@ -201,6 +201,9 @@ func validateConfig(cfg *Config) ([]*FieldError, []ConfigWarning) {
 	if s := cfg.SharedState; s != nil {
 		v.sharedState(s)
 	}
+	if p := cfg.HTTPPool; p != nil {
+		v.httpPool(p)
+	}
 	for _, alias := range sortedKeys(cfg.Targets) {
 		v.alias(alias, cfg.Targets[alias])
 	}
@@ -412,6 +415,17 @@ func (v *validator) sharedState(s *SharedStateSpec) {
 	}
 	if s.Replicas < 0 {
 		v.add(fieldErr("shared_state.replicas", "%d is negative", s.Replicas))
+	}
+}
+
+// httpPool checks the http_pool object. Onwards reads both of its counts
+// as unsigned, so a negative one fails there too.
+func (v *validator) httpPool(p *HTTPPoolSpec) {
+	if n := p.MaxIdlePerHost; n != nil && *n < 0 {
+		v.add(fieldErr("http_pool.max_idle_per_host", "%d is negative; want 0 (keep none) or more, or leave it out for 100", *n))
+	}
+	if s := p.IdleTimeoutSecs; s != nil && (*s < 0 || int64(*s) > math.MaxInt64/int64(time.Second)) {
+		v.add(fieldErr("http_pool.idle_timeout_secs", "%d is out of range; want 0 (keep none) or more seconds, or leave it out for 90", *s))
 	}
 }
 

@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/onwardsgo/pool"
 )
 
 // NewClient returns an HTTP client for upstream calls, tuned for a proxy:
@@ -22,6 +24,35 @@ func NewClient() *http.Client {
 	t.MaxIdleConnsPerHost = 100
 	t.IdleConnTimeout = 90 * time.Second
 	return &http.Client{Transport: t, CheckRedirect: noRedirect}
+}
+
+// NewClientFor is NewClient with the connection pool that an onwards
+// config's http_pool asks for, as onwards sets up its client when it
+// starts: at most max_idle_per_host idle connections per upstream host
+// (left out: 100) and each closed once idle for idle_timeout_secs (left
+// out: 90); either at 0 keeps no connection idle. There is no cap over all
+// hosts, as onwards' client has none. A nil spec gives the defaults. As in
+// onwards, a reload does not rebuild the client: build it from the config
+// the process starts with.
+func NewClientFor(spec *pool.HTTPPoolSpec) *http.Client {
+	maxIdle, idleSecs := 100, 90
+	if spec != nil && spec.MaxIdlePerHost != nil {
+		maxIdle = *spec.MaxIdlePerHost
+	}
+	if spec != nil && spec.IdleTimeoutSecs != nil {
+		idleSecs = *spec.IdleTimeoutSecs
+	}
+	c := NewClient()
+	t := c.Transport.(*http.Transport)
+	t.MaxIdleConns = 0
+	t.MaxIdleConnsPerHost = maxIdle
+	t.IdleConnTimeout = time.Duration(idleSecs) * time.Second
+	if maxIdle <= 0 || idleSecs <= 0 {
+		// Keep none. net/http reads a per-host 0 as its default of 2
+		// and a timeout of 0 as none, and keeps none only below 0.
+		t.MaxIdleConnsPerHost, t.IdleConnTimeout = -1, 0
+	}
+	return c
 }
 
 // noRedirect is NewClient's redirect policy: none is followed.

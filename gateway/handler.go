@@ -48,7 +48,9 @@ type Handler struct {
 	Registry *pool.Registry
 
 	// Client sends the upstream requests. Nil: a client shared by every
-	// Handler, made once by [NewClient]. A client of your own should, as
+	// Handler, made once by [NewClient]. [NewClientFor] makes one with the
+	// idle pool of a config's http_pool, and a client over [Transport]
+	// keeps no goroutine per connection. A client of your own should, as
 	// NewClient's does, follow no redirect (a CheckRedirect that returns
 	// [http.ErrUseLastResponse]); one that does sends the request where an
 	// upstream's Location says. Its Timeout, if any, bounds each request

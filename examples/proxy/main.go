@@ -114,7 +114,11 @@ func run(configPath, addr string, opts pool.ParseOptions, log *slog.Logger) erro
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: newMux(reg, log), ReadHeaderTimeout: 10 * time.Second}
+	// The upstream client's idle pool as the config's http_pool sets it,
+	// once, as onwards does: a reload does not change it.
+	client := gateway.NewClientFor(cfg.HTTPPool)
+	defer client.CloseIdleConnections()
+	srv := &http.Server{Handler: newMux(reg, client, log), ReadHeaderTimeout: 10 * time.Second}
 	printUsage(os.Stdout, ln.Addr().String(), reg.Aliases(), configPath == "")
 	go func() {
 		<-ctx.Done()
@@ -218,15 +222,16 @@ func watchConfig(ctx context.Context, path string, opts pool.ParseOptions, reg *
 	return nil
 }
 
-// newMux serves the gateway, with /metrics (Prometheus) and /status (a
-// page of the pools' state) beside it.
-func newMux(reg *pool.Registry, log *slog.Logger) *http.ServeMux {
+// newMux serves the gateway, its upstream calls sent with client (nil: the
+// gateway's default), with /metrics (Prometheus) and /status (a page of the
+// pools' state) beside it.
+func newMux(reg *pool.Registry, client *http.Client, log *slog.Logger) *http.ServeMux {
 	metrics := prometheus.NewRegistry()
 	metrics.MustRegister(poolprom.New(reg))
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(metrics, promhttp.HandlerOpts{}))
 	mux.Handle("GET /status", status.Handler(reg))
-	mux.Handle("/", &gateway.Handler{Registry: reg, Log: log})
+	mux.Handle("/", &gateway.Handler{Registry: reg, Client: client, Log: log})
 	return mux
 }
 

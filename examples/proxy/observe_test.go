@@ -36,7 +36,7 @@ func observed(t *testing.T) (*httptest.Server, []string) {
 	require.NoError(t, err)
 	reg, err := pool.NewRegistry(cfg)
 	require.NoError(t, err)
-	proxy := httptest.NewServer(newMux(reg, slog.New(slog.DiscardHandler)))
+	proxy := httptest.NewServer(newMux(reg, nil, slog.New(slog.DiscardHandler)))
 	t.Cleanup(proxy.Close)
 	for range 8 {
 		req, _ := http.NewRequest(http.MethodPost, proxy.URL+"/v1/chat/completions",
