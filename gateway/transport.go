@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -113,6 +114,9 @@ func (c *upstreamConn) close() { c.raw.Close() }
 // the response body, then returns the context's error.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	key, addr, err := upstreamKey(req)
+	if err == nil {
+		err = checkHeader(req.Header)
+	}
 	if err != nil {
 		closeBody(req)
 		return nil, err
@@ -167,6 +171,38 @@ func upstreamKey(req *http.Request) (key, addr string, err error) {
 	}
 	addr = net.JoinHostPort(u.Hostname(), port)
 	return u.Scheme + "://" + addr, addr, nil
+}
+
+// checkHeader refuses, as net/http's Transport does, a header that
+// Request.Write would otherwise drop (a name that is not a token) or
+// change (a value with a line break or another control character). The
+// error names the header, never its value, which may be a key.
+func checkHeader(h http.Header) error {
+	for name, values := range h {
+		if !validHeaderName(name) {
+			return fmt.Errorf("gateway: invalid header field name %q", name)
+		}
+		for _, v := range values {
+			if strings.ContainsFunc(v, func(r rune) bool { return r < ' ' && r != '\t' || r == 0x7f }) {
+				return fmt.Errorf("gateway: invalid header field value for %q", name)
+			}
+		}
+	}
+	return nil
+}
+
+// validHeaderName reports whether s is an HTTP token (RFC 9110), as a
+// header name must be.
+func validHeaderName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, c := range []byte(s) {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0) {
+			return false
+		}
+	}
+	return true
 }
 
 // closeBody closes req's body, as a RoundTripper must even when it fails.

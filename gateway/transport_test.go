@@ -453,6 +453,19 @@ func TestTransportRefusesWhatItCannotSend(t *testing.T) {
 		assert.ErrorContains(t, err, tc.want, tc.url)
 		assert.True(t, body.closed, "%s: the body is closed", tc.url)
 	}
+	// Headers that net/http's Transport refuses, refused the same way,
+	// naming the header and not its value.
+	for name, value := range map[string]string{"Bad Name": "x", "X-Key": "sk-secret\r\nX-Injected: 1", "X-Nul": "a\x00b"} {
+		body := &closeRecorder{Reader: strings.NewReader("{}")}
+		req, err := http.NewRequest(http.MethodPost, "http://127.0.0.1:1/v1", body)
+		require.NoError(t, err)
+		req.Header[name] = []string{value}
+		_, err = tr.RoundTrip(req)
+		assert.ErrorContains(t, err, "invalid header field", name)
+		assert.ErrorContains(t, err, fmt.Sprintf("%q", name))
+		assert.NotContains(t, err.Error(), "secret")
+		assert.True(t, body.closed)
+	}
 	// A dial that fails: the body is closed too.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
