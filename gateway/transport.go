@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"bufio"
-	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -10,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -80,8 +80,8 @@ type Transport struct {
 	Clock pool.Clock
 
 	mu        sync.Mutex
-	idle      map[string][]*upstreamConn // by upstreamKey; oldest first
-	stopSweep func() bool                // the pending sweep's, or nil
+	idle      map[connKey][]*upstreamConn // oldest first
+	stopSweep func() bool                 // the pending sweep's, or nil
 }
 
 // The defaults of Transport's fields.
@@ -98,7 +98,7 @@ type upstreamConn struct {
 	raw       net.Conn // the TCP connection: checked, and closed
 	br        *bufio.Reader
 	bw        *bufio.Writer
-	key       string // upstreamKey, where it goes back when idle
+	key       connKey // where it goes back when idle
 	tls       *tls.ConnectionState
 	idleSince time.Time
 }
@@ -113,7 +113,7 @@ func (c *upstreamConn) close() { c.raw.Close() }
 // Cancelling req's context closes the connection: RoundTrip, or a read of
 // the response body, then returns the context's error.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
-	key, addr, err := upstreamKey(req)
+	key, err := upstreamKey(req)
 	if err == nil {
 		err = checkHeader(req.Header)
 	}
@@ -122,7 +122,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, err
 	}
 	ctx := req.Context()
-	c, err := t.conn(ctx, req, key, addr)
+	c, err := t.conn(ctx, req, key)
 	if err != nil {
 		closeBody(req)
 		if ctx.Err() != nil {
@@ -149,28 +149,39 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	return resp, nil
 }
 
-// upstreamKey returns where req goes: its pool's key (scheme, host and
-// port) and the address to dial. Only http and https URLs with a host are
-// accepted.
-func upstreamKey(req *http.Request) (key, addr string, err error) {
+// connKey is where a connection goes: the scheme and the host (and port)
+// of its URL, as written, so "host" and "host:80" keep connections apart.
+// Being two strings already in the URL, it costs a request no allocation.
+type connKey struct{ scheme, host string }
+
+// upstreamKey returns where req goes. Only http and https URLs with a host
+// are accepted.
+func upstreamKey(req *http.Request) (connKey, error) {
 	u := req.URL
 	if u == nil {
-		return "", "", errors.New("gateway: request has no URL")
+		return connKey{}, errors.New("gateway: request has no URL")
 	}
-	port := u.Port()
-	switch u.Scheme {
-	case "http":
-		port = cmp.Or(port, "80")
-	case "https":
-		port = cmp.Or(port, "443")
-	default:
-		return "", "", fmt.Errorf("gateway: unsupported upstream scheme %q; want http or https", u.Scheme)
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return connKey{}, fmt.Errorf("gateway: unsupported upstream scheme %q; want http or https", u.Scheme)
 	}
 	if u.Hostname() == "" {
-		return "", "", errors.New("gateway: upstream URL has no host")
+		return connKey{}, errors.New("gateway: upstream URL has no host")
 	}
-	addr = net.JoinHostPort(u.Hostname(), port)
-	return u.Scheme + "://" + addr, addr, nil
+	return connKey{u.Scheme, u.Host}, nil
+}
+
+// dialAddr is the address to dial for u: its host and port, the scheme's
+// port when it gives none.
+func dialAddr(u *url.URL) string {
+	port := u.Port()
+	switch {
+	case port != "":
+	case u.Scheme == "https":
+		port = "443"
+	default:
+		port = "80"
+	}
+	return net.JoinHostPort(u.Hostname(), port)
 }
 
 // checkHeader refuses, as net/http's Transport does, a header that
@@ -246,11 +257,11 @@ func (c *upstreamConn) exchange(req *http.Request) (*http.Response, error) {
 const maxInformational = 5
 
 // conn returns an idle connection to key that is still open, or dials one.
-func (t *Transport) conn(ctx context.Context, req *http.Request, key, addr string) (*upstreamConn, error) {
+func (t *Transport) conn(ctx context.Context, req *http.Request, key connKey) (*upstreamConn, error) {
 	for {
 		c := t.takeIdle(key)
 		if c == nil {
-			return t.dial(ctx, req, key, addr)
+			return t.dial(ctx, req, key)
 		}
 		// Bytes the upstream sent after its answer, buffered or not, or
 		// its close: either way, the connection is done with.
@@ -261,13 +272,13 @@ func (t *Transport) conn(ctx context.Context, req *http.Request, key, addr strin
 	}
 }
 
-// dial opens a connection to addr, with TLS for https.
-func (t *Transport) dial(ctx context.Context, req *http.Request, key, addr string) (*upstreamConn, error) {
+// dial opens a connection to req's upstream, with TLS for https.
+func (t *Transport) dial(ctx context.Context, req *http.Request, key connKey) (*upstreamConn, error) {
 	dial := t.DialContext
 	if dial == nil {
 		dial = defaultDialer.DialContext
 	}
-	raw, err := dial(ctx, "tcp", addr)
+	raw, err := dial(ctx, "tcp", dialAddr(req.URL))
 	if err != nil {
 		return nil, err
 	}
@@ -306,7 +317,7 @@ func (t *Transport) done(c *upstreamConn, reuse bool, stop func() bool) {
 }
 
 // takeIdle returns the most recently used idle connection to key, or nil.
-func (t *Transport) takeIdle(key string) *upstreamConn {
+func (t *Transport) takeIdle(key connKey) *upstreamConn {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	l := t.idle[key]
@@ -332,7 +343,7 @@ func (t *Transport) putIdle(c *upstreamConn) {
 		return
 	}
 	if t.idle == nil {
-		t.idle = make(map[string][]*upstreamConn)
+		t.idle = make(map[connKey][]*upstreamConn)
 	}
 	t.idle[c.key] = append(l, c)
 	if t.stopSweep == nil {

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -578,4 +579,18 @@ func TestTransportStress(t *testing.T) {
 	s.awaitOpen(t, 0)
 	opened, _ := s.counts()
 	assert.Less(t, opened, goroutines*each, "some connections were reused")
+}
+
+func TestDialAddr(t *testing.T) {
+	for raw, want := range map[string]string{
+		"http://h.example/v1":    "h.example:80",
+		"https://h.example/v1":   "h.example:443",
+		"https://h.example:8443": "h.example:8443",
+		"http://[::1]/":          "[::1]:80",
+		"https://[::1]:9000/":    "[::1]:9000",
+	} {
+		u, err := url.Parse(raw)
+		require.NoError(t, err)
+		assert.Equal(t, want, dialAddr(u), raw)
+	}
 }
