@@ -32,7 +32,7 @@ import (
 // and the caller. This one keeps none: it writes the request and reads the
 // response where RoundTrip is called, and the response body reads straight
 // from the connection. Behind a [Handler], on bench/load.sh's loads, that
-// served 1.1-1.3x the chat completions a second, and a stream in flight
+// served 1.1-1.4x the chat completions a second, and a stream in flight
 // held 2 goroutines and 51 KiB rather than 4 and 62 KiB (BENCHMARKS.md
 // has the figures).
 //
