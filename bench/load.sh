@@ -246,6 +246,8 @@ set style fill solid 0.85 border -1
 set key top left
 set grid ytics
 set yrange [0:*]
+set xtics rotate by -30 left
+set bmargin 5
 set title "saturated: wrk, as fast as each answers"
 plot "$work/plot.dat" using 2:xtic(1) title "p50", "" using 3 title "p75", "" using 4 title "p90", "" using 5 title "p99"
 set title "at $rate_chat per second: loadbench rate, median of 3 rounds"
