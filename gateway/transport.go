@@ -41,6 +41,9 @@ import (
 // like are not read; it dials the upstream itself), protocol upgrades (a
 // 101 is an error), and transparent gzip (the request's Accept-Encoding
 // goes as it is, and the body comes back as the upstream encoded it).
+// A request that net/http's Transport refuses (a method or header name
+// that is not a token, a header value with a control character, a scheme
+// other than http and https) is refused here too, before any connection.
 // Informational answers (100-199 but 101) are read past, up to 5 of them
 // before the answer, as net/http's Transport allows. The whole
 // request is written before the answer is read: an upstream that answers
@@ -114,7 +117,12 @@ func (c *upstreamConn) close() { c.raw.Close() }
 // the response body, then returns the context's error.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	key, err := upstreamKey(req)
-	if err == nil {
+	switch {
+	case err != nil:
+	case req.Method != "" && !validToken(req.Method):
+		// Request.Write writes it as it is, into the request line.
+		err = fmt.Errorf("gateway: invalid method %q", req.Method)
+	default:
 		err = checkHeader(req.Header)
 	}
 	if err != nil {
@@ -190,7 +198,7 @@ func dialAddr(u *url.URL) string {
 // error names the header, never its value, which may be a key.
 func checkHeader(h http.Header) error {
 	for name, values := range h {
-		if !validHeaderName(name) {
+		if !validToken(name) {
 			return fmt.Errorf("gateway: invalid header field name %q", name)
 		}
 		for _, v := range values {
@@ -202,9 +210,9 @@ func checkHeader(h http.Header) error {
 	return nil
 }
 
-// validHeaderName reports whether s is an HTTP token (RFC 9110), as a
-// header name must be.
-func validHeaderName(s string) bool {
+// validToken reports whether s is an HTTP token (RFC 9110), as a method
+// and a header name must be.
+func validToken(s string) bool {
 	if s == "" {
 		return false
 	}

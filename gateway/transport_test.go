@@ -467,6 +467,12 @@ func TestTransportRefusesWhatItCannotSend(t *testing.T) {
 		assert.NotContains(t, err.Error(), "secret")
 		assert.True(t, body.closed)
 	}
+	// A method that would break the request line.
+	bad, err := http.NewRequest(http.MethodPost, "http://127.0.0.1:1/v1", nil)
+	require.NoError(t, err)
+	bad.Method = "GET /admin HTTP/1.1\r\nX:"
+	_, err = tr.RoundTrip(bad)
+	assert.ErrorContains(t, err, "invalid method")
 	// A dial that fails: the body is closed too.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
