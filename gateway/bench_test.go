@@ -152,3 +152,45 @@ func BenchmarkRewriteModel(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkUpstreamClient is one upstream exchange over loopback (a
+// chat-sized request, a chat-sized answer, read to its end), through
+// net/http's Transport as NewClient sets it up and through Transport, in
+// turn: go test -run '^$' -bench UpstreamClient -benchmem -cpu 1 ./gateway.
+// The upstream's own work is in both. Read it at -cpu 1, where an exchange
+// is all CPU: with more, the upstream runs in the same process, and the
+// figure is mostly how soon the scheduler wakes the one goroutine that
+// waits (BENCHMARKS.md).
+func BenchmarkUpstreamClient(b *testing.B) {
+	answer := []byte(`{"id":"c","object":"chat.completion","created":0,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"Hello there"},"finish_reason":"stop"}]}`)
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(answer)
+	}))
+	defer up.Close()
+	request := `{"model":"m","messages":[{"role":"user","content":"Hi"}]}`
+	for _, rt := range []struct {
+		name string
+		rt   http.RoundTripper
+	}{
+		{"net-http", NewClient().Transport},
+		{"Transport", new(Transport)},
+	} {
+		b.Run(rt.name, func(b *testing.B) {
+			defer rt.rt.(interface{ CloseIdleConnections() }).CloseIdleConnections()
+			b.ReportAllocs()
+			for range b.N {
+				req, _ := http.NewRequest(http.MethodPost, up.URL+"/v1/chat/completions", strings.NewReader(request))
+				resp, err := rt.rt.RoundTrip(req)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if n, _ := io.Copy(io.Discard, resp.Body); n != int64(len(answer)) {
+					b.Fatalf("read %d bytes of %d", n, len(answer))
+				}
+				resp.Body.Close()
+			}
+		})
+	}
+}
