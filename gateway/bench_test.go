@@ -158,9 +158,9 @@ func BenchmarkRewriteModel(b *testing.B) {
 // net/http's Transport as NewClient sets it up and through Transport, in
 // turn: go test -run '^$' -bench UpstreamClient -benchmem -cpu 1 ./gateway.
 // The upstream's own work is in both. Read it at -cpu 1, where an exchange
-// is all CPU: with more, the upstream runs in the same process, and the
-// figure is mostly how soon the scheduler wakes the one goroutine that
-// waits (BENCHMARKS.md).
+// is all CPU: with more, the upstream in the same process makes each
+// exchange a handoff between goroutines on several processors, and the
+// figure mostly the scheduler's (BENCHMARKS.md).
 func BenchmarkUpstreamClient(b *testing.B) {
 	answer := []byte(`{"id":"c","object":"chat.completion","created":0,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"Hello there"},"finish_reason":"stop"}]}`)
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
