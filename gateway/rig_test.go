@@ -27,7 +27,7 @@ type rig struct {
 	reg      *pool.Registry
 	h        *Handler
 	srv      *httptest.Server
-	upstream map[string]*httptest.Server
+	upstream map[string]*connServer
 	client   *http.Client
 	secrets  []string // the config's keys, which no answer may show
 
@@ -54,10 +54,11 @@ func newRig(t *testing.T, doc string, upstreams map[string]http.Handler) *rig {
 // newRigClock is newRig with the registry on clock (nil: the system's).
 func newRigClock(t *testing.T, doc string, upstreams map[string]http.Handler, clock pool.Clock) *rig {
 	t.Helper()
-	r := &rig{t: t, upstream: map[string]*httptest.Server{}}
+	r := &rig{t: t, upstream: map[string]*connServer{}}
 	var pairs []string
 	for name, h := range upstreams {
-		s := httptest.NewServer(h)
+		s := unstartedConnServer(h.ServeHTTP)
+		s.Start()
 		r.upstream[name] = s
 		pairs = append(pairs, "$"+name, s.URL)
 	}
@@ -87,6 +88,9 @@ func newRigClock(t *testing.T, doc string, upstreams map[string]http.Handler, cl
 		r.srv.Close() // waits for every handler to return
 		upstreamClient.CloseIdleConnections()
 		for _, s := range r.upstream {
+			// Every upstream connection was either kept idle, and is now
+			// closed, or closed when its exchange ended: none is left.
+			s.awaitOpen(r.t, 0)
 			s.Close()
 		}
 		r.assertDrained()
