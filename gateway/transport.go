@@ -6,13 +6,11 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/url"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/onwardsgo/pool"
@@ -36,23 +34,25 @@ import (
 // held 2 goroutines and 51 KiB rather than 4 and 62 KiB (BENCHMARKS.md
 // has the figures).
 //
-// What it does not do, so that it stays small enough to trust: HTTP/2 (an
+// What it leaves out, so that it stays small enough to trust: HTTP/2 (an
 // https upstream is offered HTTP/1.1 only), proxies (HTTP_PROXY and the
 // like are not read; it dials the upstream itself), protocol upgrades (a
 // 101 is an error), and transparent gzip (the request's Accept-Encoding
-// goes as it is, and the body comes back as the upstream encoded it).
-// A request that net/http's Transport refuses (a method or header name
-// that is not a token, a header value with a control character, a scheme
-// other than http and https) is refused here too, before any connection.
-// Informational answers (100-199 but 101) are read past, up to 5 of them
-// before the answer, as net/http's Transport allows. The whole
-// request is written before the answer is read: an upstream that answers
-// before it has read the body and closes (a 413 for a body too large, say)
-// may be a failed write rather than its answer.
+// goes as it is, and the body comes back as the upstream encoded it). For
+// those, use [NewClient]'s net/http Transport.
 //
-// An idle connection is reused for the next request to the same scheme,
-// host and port, the most recently used first, after a check that the
-// upstream has not closed it (or sent anything unasked) meanwhile. The
+// What net/http's Transport refuses, it refuses too, before any
+// connection: a scheme other than http and https, a method or header name
+// that is not a token, a header value with a control character. It reads
+// past up to 5 informational answers (100-199 but 101) before the answer,
+// as net/http's does. It writes the whole request before it reads the
+// answer, so an upstream that answers before reading the body and closes
+// (a 413 for a body too large, say) may show as a failed write rather
+// than as its answer.
+//
+// An idle connection is reused for the next request to the same URL
+// scheme and host, the most recently used first, after a check that the
+// upstream has not closed it, or sent anything unasked, meanwhile. The
 // check is one non-blocking peek at the socket on Linux, the BSDs and
 // macOS; elsewhere there is none, and a connection the upstream closed
 // while idle fails the request that takes it. A request is never sent
@@ -73,7 +73,7 @@ type Transport struct {
 	// HTTP/1.1. Nil: the default configuration.
 	TLSClientConfig *tls.Config
 	// MaxIdleConnsPerHost is how many idle connections are kept per
-	// upstream (scheme, host and port); one more is closed. Zero: 100. A
+	// upstream (URL scheme and host); one more is closed. Zero: 100. A
 	// negative value keeps none.
 	MaxIdleConnsPerHost int
 	// IdleConnTimeout is how long an idle connection is kept; past it, it
@@ -322,173 +322,4 @@ func (t *Transport) done(c *upstreamConn, reuse bool, stop func() bool) {
 		return
 	}
 	c.close()
-}
-
-// takeIdle returns the most recently used idle connection to key, or nil.
-func (t *Transport) takeIdle(key connKey) *upstreamConn {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	l := t.idle[key]
-	if len(l) == 0 {
-		return nil
-	}
-	c := l[len(l)-1]
-	l[len(l)-1] = nil
-	t.idle[key] = l[:len(l)-1]
-	return c
-}
-
-// putIdle keeps c for the next request to its upstream, or closes it if
-// the upstream has enough idle connections.
-func (t *Transport) putIdle(c *upstreamConn) {
-	clock := t.clock()
-	c.idleSince = clock.Now()
-	t.mu.Lock()
-	l := t.idle[c.key]
-	if len(l) >= t.maxIdle() {
-		t.mu.Unlock()
-		c.close()
-		return
-	}
-	if t.idle == nil {
-		t.idle = make(map[connKey][]*upstreamConn)
-	}
-	t.idle[c.key] = append(l, c)
-	if t.stopSweep == nil {
-		t.stopSweep = clock.AfterFunc(t.idleTimeout(), t.sweep)
-	}
-	t.mu.Unlock()
-}
-
-// sweep closes the connections idle for IdleConnTimeout or longer, and
-// runs again when the oldest of the others will be.
-func (t *Transport) sweep() {
-	clock := t.clock()
-	now := clock.Now()
-	timeout := t.idleTimeout()
-	var stale []*upstreamConn
-	next := time.Duration(-1) // until the next sweep; -1: none is needed
-	t.mu.Lock()
-	for key, l := range t.idle {
-		n := 0
-		for n < len(l) && now.Sub(l[n].idleSince) >= timeout {
-			n++
-		}
-		stale = append(stale, l[:n]...)
-		if n == len(l) {
-			delete(t.idle, key)
-			continue
-		}
-		t.idle[key] = append(l[:0:0], l[n:]...)
-		if d := timeout - now.Sub(l[n].idleSince); next < 0 || d < next {
-			next = d
-		}
-	}
-	t.stopSweep = nil
-	if next >= 0 {
-		t.stopSweep = clock.AfterFunc(next, t.sweep)
-	}
-	t.mu.Unlock()
-	for _, c := range stale {
-		c.close()
-	}
-}
-
-// CloseIdleConnections closes every idle connection; those in use are
-// closed when their exchange ends, as ever. [http.Client]'s method of the
-// same name calls it.
-func (t *Transport) CloseIdleConnections() {
-	t.mu.Lock()
-	idle := t.idle
-	t.idle = nil
-	if t.stopSweep != nil {
-		t.stopSweep()
-		t.stopSweep = nil
-	}
-	t.mu.Unlock()
-	for _, l := range idle {
-		for _, c := range l {
-			c.close()
-		}
-	}
-}
-
-func (t *Transport) clock() pool.Clock {
-	if t.Clock == nil {
-		return pool.SystemClock
-	}
-	return t.Clock
-}
-
-func (t *Transport) maxIdle() int {
-	if t.MaxIdleConnsPerHost == 0 {
-		return defaultMaxIdlePerHost
-	}
-	return t.MaxIdleConnsPerHost
-}
-
-func (t *Transport) idleTimeout() time.Duration {
-	if t.IdleConnTimeout <= 0 {
-		return defaultIdleTimeout
-	}
-	return t.IdleConnTimeout
-}
-
-// transportBody is a response body read straight from its connection,
-// which it gives back to the Transport when read to the end.
-type transportBody struct {
-	body  io.ReadCloser
-	t     *Transport
-	c     *upstreamConn
-	ctx   context.Context
-	stop  func() bool // stops the context's hook that closes c
-	reuse bool
-	state atomic.Uint32 // bodyOpen, bodyRead or bodyClosed
-}
-
-const (
-	bodyOpen   = iota
-	bodyRead   // read to the end; c is given back or closed
-	bodyClosed // closed early or failed; c is closed
-)
-
-// errBodyClosed is what a read of a body already closed returns, as
-// net/http's does.
-var errBodyClosed = errors.New("http: read on closed response body")
-
-func (b *transportBody) Read(p []byte) (int, error) {
-	switch b.state.Load() {
-	case bodyRead:
-		return 0, io.EOF
-	case bodyClosed:
-		return 0, errBodyClosed
-	}
-	n, err := b.body.Read(p)
-	switch {
-	case err == io.EOF:
-		if b.state.CompareAndSwap(bodyOpen, bodyRead) {
-			b.t.done(b.c, b.reuse, b.stop)
-		}
-	case err != nil:
-		b.fail()
-		if b.ctx.Err() != nil {
-			err = b.ctx.Err()
-		}
-	}
-	return n, err
-}
-
-// Close closes the body and, unless it was read to the end, its
-// connection.
-func (b *transportBody) Close() error {
-	b.fail()
-	return nil
-}
-
-// fail closes the connection of a body not read to the end.
-func (b *transportBody) fail() {
-	if b.state.CompareAndSwap(bodyOpen, bodyClosed) {
-		b.stop()
-		b.c.close()
-	}
 }
