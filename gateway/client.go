@@ -21,10 +21,17 @@ import (
 func NewClient() *http.Client {
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.MaxIdleConns = 1000
-	t.MaxIdleConnsPerHost = 100
-	t.IdleConnTimeout = 90 * time.Second
+	t.MaxIdleConnsPerHost = defaultMaxIdlePerHost
+	t.IdleConnTimeout = defaultIdleTimeout
 	return &http.Client{Transport: t, CheckRedirect: noRedirect}
 }
+
+// The idle pool of NewClient, NewClientFor and Transport when nothing else
+// is said: onwards' defaults for http_pool.
+const (
+	defaultMaxIdlePerHost = 100
+	defaultIdleTimeout    = 90 * time.Second
+)
 
 // NewClientFor is NewClient with the connection pool that an onwards
 // config's http_pool asks for, as onwards sets up its client when it
@@ -35,19 +42,16 @@ func NewClient() *http.Client {
 // onwards, a reload does not rebuild the client: build it from the config
 // the process starts with.
 func NewClientFor(spec *pool.HTTPPoolSpec) *http.Client {
-	maxIdle, idleSecs := 100, 90
-	if spec != nil && spec.MaxIdlePerHost != nil {
-		maxIdle = *spec.MaxIdlePerHost
-	}
-	if spec != nil && spec.IdleTimeoutSecs != nil {
-		idleSecs = *spec.IdleTimeoutSecs
-	}
 	c := NewClient()
 	t := c.Transport.(*http.Transport)
 	t.MaxIdleConns = 0
-	t.MaxIdleConnsPerHost = maxIdle
-	t.IdleConnTimeout = time.Duration(idleSecs) * time.Second
-	if maxIdle <= 0 || idleSecs <= 0 {
+	if spec != nil && spec.MaxIdlePerHost != nil {
+		t.MaxIdleConnsPerHost = *spec.MaxIdlePerHost
+	}
+	if spec != nil && spec.IdleTimeoutSecs != nil {
+		t.IdleConnTimeout = time.Duration(*spec.IdleTimeoutSecs) * time.Second
+	}
+	if t.MaxIdleConnsPerHost <= 0 || t.IdleConnTimeout <= 0 {
 		// Keep none. net/http reads a per-host 0 as its default of 2
 		// and a timeout of 0 as none, and keeps none only below 0.
 		t.MaxIdleConnsPerHost, t.IdleConnTimeout = -1, 0

@@ -87,12 +87,6 @@ type Transport struct {
 	stopSweep func() bool                 // the pending sweep's, or nil
 }
 
-// The defaults of Transport's fields.
-const (
-	defaultMaxIdlePerHost = 100
-	defaultIdleTimeout    = 90 * time.Second
-)
-
 var defaultDialer = &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}
 
 // upstreamConn is one connection to an upstream, with its buffers.
