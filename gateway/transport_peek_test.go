@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"sync"
 	"syscall"
 	"testing"
 
@@ -22,66 +21,26 @@ import (
 // the connections it accepted.
 func keepAliveServer(t *testing.T, after string) (string, func() int) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	var (
-		wg       sync.WaitGroup
-		mu       sync.Mutex
-		accepted int
-		conns    []net.Conn
-	)
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		for _, c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-		wg.Wait()
-	})
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
+	return tcpServer(t, func(c net.Conn) {
+		br := bufio.NewReader(c)
 		for {
-			c, err := ln.Accept()
+			req, err := http.ReadRequest(br)
 			if err != nil {
 				return
 			}
-			mu.Lock()
-			accepted++
-			conns = append(conns, c)
-			mu.Unlock()
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				br := bufio.NewReader(c)
-				for {
-					req, err := http.ReadRequest(br)
-					if err != nil {
-						c.Close()
-						return
-					}
-					io.Copy(io.Discard, req.Body)
-					answer := "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
-					switch after {
-					case "close":
-						io.WriteString(c, answer)
-						c.Close()
-						return
-					case "extra": // in the same write: it arrives with the answer
-						io.WriteString(c, answer+"HTTP/1.1 418 I'm a teapot\r\nContent-Length: 0\r\n\r\n")
-					default:
-						io.WriteString(c, answer)
-					}
-				}
-			}()
+			io.Copy(io.Discard, req.Body)
+			answer := "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+			switch after {
+			case "close":
+				io.WriteString(c, answer)
+				return
+			case "extra": // in the same write: it arrives with the answer
+				io.WriteString(c, answer+"HTTP/1.1 418 I'm a teapot\r\nContent-Length: 0\r\n\r\n")
+			default:
+				io.WriteString(c, answer)
+			}
 		}
-	}()
-	return "http://" + ln.Addr().String(), func() int {
-		mu.Lock()
-		defer mu.Unlock()
-		return accepted
-	}
+	})
 }
 
 // awaitReadable waits, without reading, until c has something to read or

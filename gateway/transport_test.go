@@ -403,12 +403,35 @@ func TestTransportBadAnswer(t *testing.T) {
 // rawServer answers every connection's first request with answer, as
 // written, and closes it; it returns its URL.
 func rawServer(t *testing.T, answer string) string {
+	url, _ := tcpServer(t, func(c net.Conn) {
+		if req, err := http.ReadRequest(bufio.NewReader(c)); err == nil {
+			io.Copy(io.Discard, req.Body)
+			io.WriteString(c, answer)
+		}
+	})
+	return url
+}
+
+// tcpServer serves each connection it accepts with serve, on a goroutine
+// of its own, and closes it when serve returns. It returns its URL and how
+// many connections it has accepted. At the end of the test it closes the
+// listener and every connection, and waits for its goroutines.
+func tcpServer(t *testing.T, serve func(c net.Conn)) (url string, accepted func() int) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	var wg sync.WaitGroup
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		conns []net.Conn
+	)
 	t.Cleanup(func() {
 		ln.Close()
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
 		wg.Wait()
 	})
 	wg.Add(1)
@@ -419,14 +442,22 @@ func rawServer(t *testing.T, answer string) string {
 			if err != nil {
 				return
 			}
-			if req, err := http.ReadRequest(bufio.NewReader(c)); err == nil {
-				io.Copy(io.Discard, req.Body)
-				io.WriteString(c, answer)
-			}
-			c.Close()
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer c.Close()
+				serve(c)
+			}()
 		}
 	}()
-	return "http://" + ln.Addr().String()
+	return "http://" + ln.Addr().String(), func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(conns)
+	}
 }
 
 // closeRecorder is a request body that records that it was closed.
