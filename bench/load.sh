@@ -130,6 +130,16 @@ run() {
 	/^Requests\/sec/ { rps = $2 } /Non-2xx/ { bad = $NF }
 	END { printf "%s %s %.0f %.0f %.0f %.0f %.0f %d\n", kind, name, rps, p50, p75, p90, p99, bad }' "$work/wrk.txt" >> "$out/load-runs.txt"
 }
+# median_awk is an awk function: the median of the numbers of a string of
+# " n1 n2 ...", as the awk programs below gather them.
+median_awk='
+function median(list,   v, n, a, b, t) {
+	n = split(substr(list, 2), v, " ")
+	for (a = 1; a <= n; a++) for (b = a + 1; b <= n; b++) if (v[b] + 0 < v[a] + 0) { t = v[a]; v[a] = v[b]; v[b] = t }
+	return v[int((n + 1) / 2)]
+}
+'
+
 # Each path ROUNDS times, taken in turn, so that a noisy spell of the host
 # falls on all of them; load.txt gets the median of each column.
 rounds=${ROUNDS:-3}
@@ -145,12 +155,7 @@ for round in $(seq "$rounds"); do
 		run serverproxy "$srv" "$kind"
 	done
 done
-awk '
-function median(list,   v, n, a, b, t) {
-	n = split(substr(list, 2), v, " ")
-	for (a = 1; a <= n; a++) for (b = a + 1; b <= n; b++) if (v[b] + 0 < v[a] + 0) { t = v[a]; v[a] = v[b]; v[b] = t }
-	return v[int((n + 1) / 2)]
-}
+awk "$median_awk"'
 { k = $1 " " $2; if (!(k in seen)) { seen[k] = 1; order[++rows] = k } for (c = 3; c <= 8; c++) col[k, c] = col[k, c] " " $c }
 END { for (i = 1; i <= rows; i++) { k = order[i]; line = k; for (c = 3; c <= 8; c++) line = line " " median(col[k, c]); print line } }
 ' "$out/load-runs.txt" > "$out/load.txt"
@@ -198,12 +203,7 @@ END {
 echo
 echo "At a fixed rate ($rate_chat chat completions or $rate_stream streams per second, 64 connections, loadbench rate, $rate_for s, median of 3 rounds):"
 # rate.txt: kind name rate count seconds p50 p90 p99 p99.9 failed
-awk -v want="$rate_for" '
-function median(list,   v, n, a, b, t) {
-	n = split(substr(list, 2), v, " ")
-	for (a = 1; a <= n; a++) for (b = a + 1; b <= n; b++) if (v[b] + 0 < v[a] + 0) { t = v[a]; v[a] = v[b]; v[b] = t }
-	return v[int((n + 1) / 2)]
-}
+awk -v want="$rate_for" "$median_awk"'
 { k = $1 " " $2; if (!(k in rate)) order[++rows] = k
   rate[k] = $3; p50[k] = p50[k] " " $6; p99[k] = p99[k] " " $8; failed[k] += $10; if ($5 > want * 1.05) late[k]++ }
 END {
@@ -225,12 +225,7 @@ cat "$out/streammem.txt"
 # The ceilings are left out: they are not proxies to put in front.
 ceiling='$2 == "rawproxy" || $2 == "serverproxy" { next }'
 awk "$ceiling"' $1 == "chat" { print $2, $4 / 1000, $5 / 1000, $6 / 1000, $7 / 1000 }' "$out/load.txt" > "$work/plot.dat"
-awk '
-function median(list,   v, n, a, b, t) {
-	n = split(substr(list, 2), v, " ")
-	for (a = 1; a <= n; a++) for (b = a + 1; b <= n; b++) if (v[b] + 0 < v[a] + 0) { t = v[a]; v[a] = v[b]; v[b] = t }
-	return v[int((n + 1) / 2)]
-}
+awk "$median_awk"'
 '"$ceiling"'
 $1 == "chat" { if (!($2 in p50)) order[++rows] = $2; p50[$2] = p50[$2] " " $6; p90[$2] = p90[$2] " " $7; p99[$2] = p99[$2] " " $8 }
 END { for (i = 1; i <= rows; i++) { k = order[i]; print k, median(p50[k]) / 1000, median(p90[k]) / 1000, median(p99[k]) / 1000 } }

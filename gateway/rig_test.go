@@ -57,8 +57,7 @@ func newRigClock(t *testing.T, doc string, upstreams map[string]http.Handler, cl
 	r := &rig{t: t, upstream: map[string]*connServer{}}
 	var pairs []string
 	for name, h := range upstreams {
-		s := unstartedConnServer(h.ServeHTTP)
-		s.Start()
+		s := newConnServer(t, h.ServeHTTP)
 		r.upstream[name] = s
 		pairs = append(pairs, "$"+name, s.URL)
 	}
