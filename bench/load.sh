@@ -4,7 +4,8 @@
 # httputil.ReverseProxy with round robin (the floor for a Go proxy), all on
 # this machine, the same two mock upstreams, the same load from wrk: 64
 # connections, a non-streaming chat completion, then an SSE stream of 20
-# events. Prints a Markdown table and writes bench/out/latency.png; then
+# events. Prints a Markdown table, with the CPU time each path's process
+# spends per request, and writes bench/out/latency.png; then
 # the same loads at a fixed rate below every proxy's capacity (loadbench
 # rate), where the latency is the path's own rather than a queue's; then
 # the memory a stream in flight holds in the gateway and in the
@@ -59,15 +60,18 @@ wait_port() {
 	echo "nothing listens on $1" >&2; exit 1
 }
 
+# proc maps each path of the table to the process that serves it ("direct"
+# is the first upstream), whose CPU time per request the table reports.
+declare -A proc
 go build -o "$work/loadbench" ./bench/loadbench
-up1=$(free_port); "$work/loadbench" upstream -addr "127.0.0.1:$up1" & pids+=($!)
+up1=$(free_port); "$work/loadbench" upstream -addr "127.0.0.1:$up1" & pids+=($!); proc[direct]=$!
 up2=$(free_port); "$work/loadbench" upstream -addr "127.0.0.1:$up2" & pids+=($!)
 ups="http://127.0.0.1:$up1,http://127.0.0.1:$up2"
-rp=$(free_port); "$work/loadbench" reverseproxy -addr "127.0.0.1:$rp" -to "$ups" & pids+=($!)
-gw=$(free_port); "$work/loadbench" gateway -addr "127.0.0.1:$gw" -to "$ups" & pids+=($!)
-gwt=$(free_port); "$work/loadbench" gateway-transport -addr "127.0.0.1:$gwt" -to "$ups" & pids+=($!)
-raw=$(free_port); "$work/loadbench" rawproxy -addr "127.0.0.1:$raw" -to "$ups" & pids+=($!)
-srv=$(free_port); "$work/loadbench" serverproxy -addr "127.0.0.1:$srv" -to "$ups" & pids+=($!)
+rp=$(free_port); "$work/loadbench" reverseproxy -addr "127.0.0.1:$rp" -to "$ups" & pids+=($!); proc[reverseproxy]=$!
+gw=$(free_port); "$work/loadbench" gateway -addr "127.0.0.1:$gw" -to "$ups" & pids+=($!); proc[gateway]=$!
+gwt=$(free_port); "$work/loadbench" gateway-transport -addr "127.0.0.1:$gwt" -to "$ups" & pids+=($!); proc[gateway-transport]=$!
+raw=$(free_port); "$work/loadbench" rawproxy -addr "127.0.0.1:$raw" -to "$ups" & pids+=($!); proc[rawproxy]=$!
+srv=$(free_port); "$work/loadbench" serverproxy -addr "127.0.0.1:$srv" -to "$ups" & pids+=($!); proc[serverproxy]=$!
 
 ngx=$(free_port)
 mkdir -p "$work/nginx/logs"
@@ -88,7 +92,7 @@ http {
 	}
 }
 CONF
-nginx -p "$work/nginx" -c "$work/nginx.conf" -g "daemon off; pid $work/nginx.pid; error_log stderr error;" & pids+=($!)
+nginx -p "$work/nginx" -c "$work/nginx.conf" -g "daemon off; pid $work/nginx.pid; error_log stderr error;" & pids+=($!); proc[nginx]=$!
 
 hap=$(free_port)
 cat > "$work/haproxy.cfg" <<CONF
@@ -108,7 +112,7 @@ backend b
 	server s1 127.0.0.1:$up1
 	server s2 127.0.0.1:$up2
 CONF
-haproxy -f "$work/haproxy.cfg" -db >/dev/null 2>&1 & pids+=($!)
+haproxy -f "$work/haproxy.cfg" -db >/dev/null 2>&1 & pids+=($!); proc[haproxy]=$!
 for p in $up1 $up2 $rp $gw $gwt $raw $srv $ngx $hap; do wait_port "$p"; done
 
 for kind in chat stream; do
@@ -120,15 +124,30 @@ wrk.body = '{"model":"m","stream":$stream,"messages":[{"role":"user","content":"
 LUA
 done
 
-# run NAME PORT KIND: one wrk run, its summary appended to load-runs.txt.
+# cpu_ticks PID: the CPU time, user and system, in clock ticks, that the
+# process PID and its children (nginx's workers) have used so far. It
+# includes the kernel's work on the loopback packets the process sends.
+cpu_ticks() {
+	local t=0 p
+	for p in "$1" $(pgrep -P "$1" || true); do
+		t=$((t + $(awk '{ print $14 + $15 }' "/proc/$p/stat")))
+	done
+	echo "$t"
+}
+ticks_per_s=$(getconf CLK_TCK)
+
+# run NAME PORT KIND: one wrk run, its summary appended to load-runs.txt,
+# with the CPU time that NAME's process spent per request.
 : > "$out/load-runs.txt"
 run() {
+	local before
+	before=$(cpu_ticks "${proc[$1]}")
 	wrk -t2 -c64 -d"$duration" --latency -s "$work/$3.lua" "http://127.0.0.1:$2/v1/chat/completions" > "$work/wrk.txt"
-	awk -v name="$1" -v kind="$3" '
+	awk -v name="$1" -v kind="$3" -v ticks=$(($(cpu_ticks "${proc[$1]}") - before)) -v hz="$ticks_per_s" '
 	function us(v) { if (v ~ /us$/) return v + 0; if (v ~ /ms$/) return v * 1000; if (v ~ /s$/) return v * 1000000; return v }
 	/^ +50%/ { p50 = us($2) } /^ +75%/ { p75 = us($2) } /^ +90%/ { p90 = us($2) } /^ +99%/ { p99 = us($2) }
-	/^Requests\/sec/ { rps = $2 } /Non-2xx/ { bad = $NF }
-	END { printf "%s %s %.0f %.0f %.0f %.0f %.0f %d\n", kind, name, rps, p50, p75, p90, p99, bad }' "$work/wrk.txt" >> "$out/load-runs.txt"
+	/^Requests\/sec/ { rps = $2 } /Non-2xx/ { bad = $NF } / requests in / { n = $1 }
+	END { printf "%s %s %.0f %.0f %.0f %.0f %.0f %d %.1f\n", kind, name, rps, p50, p75, p90, p99, bad, n ? ticks / hz * 1e6 / n : 0 }' "$work/wrk.txt" >> "$out/load-runs.txt"
 }
 # median_awk is an awk function: the median of the numbers of a string of
 # " n1 n2 ...", as the awk programs below gather them.
@@ -156,8 +175,8 @@ for round in $(seq "$rounds"); do
 	done
 done
 awk "$median_awk"'
-{ k = $1 " " $2; if (!(k in seen)) { seen[k] = 1; order[++rows] = k } for (c = 3; c <= 8; c++) col[k, c] = col[k, c] " " $c }
-END { for (i = 1; i <= rows; i++) { k = order[i]; line = k; for (c = 3; c <= 8; c++) line = line " " median(col[k, c]); print line } }
+{ k = $1 " " $2; if (!(k in seen)) { seen[k] = 1; order[++rows] = k } for (c = 3; c <= 9; c++) col[k, c] = col[k, c] " " $c }
+END { for (i = 1; i <= rows; i++) { k = order[i]; line = k; for (c = 3; c <= 9; c++) line = line " " median(col[k, c]); print line } }
 ' "$out/load-runs.txt" > "$out/load.txt"
 
 # The same paths at a fixed rate, below every proxy's capacity, so the
@@ -188,16 +207,16 @@ done
 
 echo "cpu: $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(nproc) cores; $(go version | cut -d' ' -f3); $(nginx -v 2>&1 | cut -d/ -f2); HAProxy $(haproxy -v | head -1 | cut -d' ' -f3); wrk -t2 -c64 -d$duration, median of $rounds rounds"
 awk '
-{ kind[NR] = $1; name[NR] = $2; rps[NR] = $3; p50[NR] = $4; p99[NR] = $7; bad[NR] = $8
+{ kind[NR] = $1; name[NR] = $2; rps[NR] = $3; p50[NR] = $4; p99[NR] = $7; bad[NR] = $8; cpu[NR] = $9
   if ($2 == "direct") { d50[$1] = $4; d99[$1] = $7 } if ($2 == "nginx") { n50[$1] = $4 - d50[$1]; nrps[$1] = $3 } if ($2 == "reverseproxy") rprps[$1] = $3 }
 END {
-	print "| load | through | req/s | p50 | p99 | added p50 | added p99 | vs nginx req/s | vs ReverseProxy req/s |"
-	print "|---|---|---|---|---|---|---|---|---|"
+	print "| load | through | req/s | p50 | p99 | added p50 | added p99 | vs nginx req/s | vs ReverseProxy req/s | CPU per request |"
+	print "|---|---|---|---|---|---|---|---|---|---|"
 	for (i = 1; i <= NR; i++) {
 		k = kind[i]; a50 = p50[i] - d50[k]; a99 = p99[i] - d99[k]
 		vsn = nrps[k] ? sprintf("%.2f", rps[i] / nrps[k]) : "-"; vsr = rprps[k] ? sprintf("%.2f", rps[i] / rprps[k]) : "-"
 		if (name[i] == "direct") { a50s = "-"; a99s = "-"; vsn = "-"; vsr = "-" } else { a50s = sprintf("%d µs", a50); a99s = sprintf("%d µs", a99) }
-		printf "| %s | %s | %d | %d µs | %d µs | %s | %s | %s | %s |%s\n", k, name[i], rps[i], p50[i], p99[i], a50s, a99s, vsn, vsr, bad[i] ? " " bad[i] " non-2xx" : ""
+		printf "| %s | %s | %d | %d µs | %d µs | %s | %s | %s | %s | %.1f µs |%s\n", k, name[i], rps[i], p50[i], p99[i], a50s, a99s, vsn, vsr, cpu[i], bad[i] ? " " bad[i] " non-2xx" : ""
 	}
 }' "$out/load.txt" | tee "$out/load.md"
 echo
