@@ -79,8 +79,11 @@ func newUpstreamRequest(ctx context.Context, r *http.Request, t *pool.Target, bo
 // https://host/openai/v1/chat/completions. Queries of both are kept, the
 // base's first.
 func JoinURL(base, req *url.URL) *url.URL {
-	baseSegs := splitPath(base.Path)
-	reqSegs := splitPath(req.Path)
+	// The segments are substrings, kept in arrays on the stack for paths
+	// of up to 16 segments, so that a join allocates only its result.
+	var baseBuf, reqBuf [16]string
+	baseSegs := appendSegments(baseBuf[:0], base.Path)
+	reqSegs := appendSegments(reqBuf[:0], req.Path)
 	overlap := 0
 	for k := min(len(baseSegs), len(reqSegs)); k > 0; k-- {
 		if slices.Equal(baseSegs[len(baseSegs)-k:], reqSegs[:k]) {
@@ -90,10 +93,7 @@ func JoinURL(base, req *url.URL) *url.URL {
 	}
 	u := *base
 	u.RawPath = ""
-	u.Path = "/" + strings.Join(append(baseSegs, reqSegs[overlap:]...), "/")
-	if strings.HasSuffix(req.Path, "/") && len(reqSegs) > overlap {
-		u.Path += "/"
-	}
+	u.Path = joinSegments(baseSegs, reqSegs[overlap:], strings.HasSuffix(req.Path, "/") && len(reqSegs) > overlap)
 	switch {
 	case base.RawQuery == "":
 		u.RawQuery = req.RawQuery
@@ -103,9 +103,40 @@ func JoinURL(base, req *url.URL) *url.URL {
 	return &u
 }
 
-// splitPath returns the non-empty segments of a URL path.
-func splitPath(p string) []string {
-	return strings.FieldsFunc(p, func(r rune) bool { return r == '/' })
+// appendSegments appends the non-empty segments of a URL path to segs.
+func appendSegments(segs []string, p string) []string {
+	for p != "" {
+		var seg string
+		seg, p, _ = strings.Cut(p, "/")
+		if seg != "" {
+			segs = append(segs, seg)
+		}
+	}
+	return segs
+}
+
+// joinSegments returns the path "/a/b/c" of the segments of a, then of b,
+// with a "/" after the last when slash is set.
+func joinSegments(a, b []string, slash bool) string {
+	n := 1
+	for _, s := range a {
+		n += len(s) + 1
+	}
+	for _, s := range b {
+		n += len(s) + 1
+	}
+	var sb strings.Builder
+	sb.Grow(n)
+	for _, segs := range [2][]string{a, b} {
+		for _, s := range segs {
+			sb.WriteByte('/')
+			sb.WriteString(s)
+		}
+	}
+	if slash || sb.Len() == 0 {
+		sb.WriteByte('/')
+	}
+	return sb.String()
 }
 
 // hopByHop are the headers that belong to one connection, not the message

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 
@@ -29,6 +30,70 @@ func TestJoinURL(t *testing.T) {
 		req, err := url.Parse(tc.req)
 		require.NoError(t, err)
 		assert.Equal(t, tc.want, JoinURL(base, req).String(), "%s + %s", tc.base, tc.req)
+	}
+}
+
+// FuzzJoinURL holds JoinURL to joinURLBySplitting, the plain form it
+// replaced (which split both paths into slices of segments), on any two
+// URLs: the join of paths and of queries must be the same.
+func FuzzJoinURL(f *testing.F) {
+	for _, seed := range [][2]string{
+		{"https://h/v1/", "/v1/chat/completions"}, {"https://h/openai/v1/?key=1", "/v1/x?y=2"},
+		{"https://h", "/"}, {"https://h//a//b/", "//b//c//"}, {"https://h/a/%2F/b/", "/b/c/"},
+		{"https://h/" + strings.Repeat("s/", 20), "/" + strings.Repeat("s/", 20) + "t"},
+	} {
+		f.Add(seed[0], seed[1])
+	}
+	f.Fuzz(func(t *testing.T, rawBase, rawReq string) {
+		base, err := url.Parse(rawBase)
+		if err != nil {
+			t.Skip()
+		}
+		req, err := url.Parse(rawReq)
+		if err != nil {
+			t.Skip()
+		}
+		got, want := JoinURL(base, req), joinURLBySplitting(base, req)
+		if *got != *want {
+			t.Fatalf("JoinURL(%q, %q) = %#v, want %#v", rawBase, rawReq, got, want)
+		}
+	})
+}
+
+// joinURLBySplitting is JoinURL as it was first written, kept as the
+// reference of FuzzJoinURL.
+func joinURLBySplitting(base, req *url.URL) *url.URL {
+	split := func(p string) []string { return strings.FieldsFunc(p, func(r rune) bool { return r == '/' }) }
+	baseSegs, reqSegs := split(base.Path), split(req.Path)
+	overlap := 0
+	for k := min(len(baseSegs), len(reqSegs)); k > 0; k-- {
+		if slices.Equal(baseSegs[len(baseSegs)-k:], reqSegs[:k]) {
+			overlap = k
+			break
+		}
+	}
+	u := *base
+	u.RawPath = ""
+	u.Path = "/" + strings.Join(append(baseSegs, reqSegs[overlap:]...), "/")
+	if strings.HasSuffix(req.Path, "/") && len(reqSegs) > overlap {
+		u.Path += "/"
+	}
+	switch {
+	case base.RawQuery == "":
+		u.RawQuery = req.RawQuery
+	case req.RawQuery != "":
+		u.RawQuery = base.RawQuery + "&" + req.RawQuery
+	}
+	return &u
+}
+
+// TestJoinURLAllocs: a join allocates its URL and its path, however many
+// segments the paths have up to 16.
+func TestJoinURLAllocs(t *testing.T) {
+	base, _ := url.Parse("https://h/openai/v1/")
+	req, _ := url.Parse("/v1/chat/completions?x=1")
+	if n := testing.AllocsPerRun(100, func() { JoinURL(base, req) }); n > 2 {
+		t.Errorf("JoinURL allocates %v times, want at most 2", n)
 	}
 }
 
