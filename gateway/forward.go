@@ -116,11 +116,13 @@ func (h *Handler) try(w http.ResponseWriter, r *http.Request, req *request, sel 
 	if t.RateLimiter != nil && !t.RateLimiter.Allow() {
 		return &failure{own: errProviderRate(pool.RateLimitDelay(t.RateLimiter))}, 0, ErrProviderRateLimited
 	}
-	up, err := newUpstreamRequest(r.Context(), r, t, req.body, req.valid)
+	ctx, cancel := context.WithCancelCause(r.Context())
+	up, err := newUpstreamRequest(ctx, r, t, req.body, req.valid)
 	if err != nil {
+		cancel(nil)
 		return &failure{own: errUnreachable()}, 0, err
 	}
-	resp, err := Send(h.Client, up, t.RequestTimeout)
+	resp, err := send(h.Client, up, cancel, t.RequestTimeout)
 	switch {
 	case errors.Is(err, ErrUpstreamTimeout):
 		return &failure{own: errTimeout()}, 0, err

@@ -209,28 +209,39 @@ func listedIn(conn []string, name string) bool {
 // holds neither the URL nor a key; it may hold a dial error, which is for
 // logs, not clients.
 func Send(client *http.Client, req *http.Request, timeout time.Duration) (*http.Response, error) {
+	ctx, cancel := context.WithCancelCause(req.Context())
+	return send(client, req.WithContext(ctx), cancel, timeout)
+}
+
+// send is Send for a request whose context is its own, made by
+// context.WithCancelCause from the client's request context, with cancel
+// its cancel function: the Handler builds the upstream request with it,
+// which spares Send's copy of the request.
+func send(client *http.Client, req *http.Request, cancel context.CancelCauseFunc, timeout time.Duration) (*http.Response, error) {
 	if client == nil {
 		client = defaultClient()
 	}
-	ctx, cancel := context.WithCancelCause(req.Context())
+	ctx := req.Context()
 	var timer *time.Timer
 	if timeout > 0 {
 		timer = time.AfterFunc(timeout, func() { cancel(errTimeoutCause) })
 	}
-	resp, err := client.Do(req.WithContext(ctx))
+	resp, err := client.Do(req)
 	if timer != nil && !timer.Stop() && err == nil {
 		// The headers arrived as the timer fired: the request is cancelled.
 		resp.Body.Close()
 		err = context.Cause(ctx)
 	}
 	if err != nil {
-		cause := context.Cause(ctx)
+		// Read before cancel(nil) ends ctx: ended by now and not by the
+		// timeout, ctx was ended by the client's context, with its error.
+		cause, ended := context.Cause(ctx), ctx.Err()
 		cancel(nil)
 		switch {
 		case errors.Is(cause, errTimeoutCause):
 			return nil, fmt.Errorf("%w after %v", ErrUpstreamTimeout, timeout)
-		case req.Context().Err() != nil:
-			return nil, req.Context().Err()
+		case ended != nil:
+			return nil, ended
 		}
 		return nil, fmt.Errorf("%w: %v", ErrUpstreamUnreachable, transportCause(err))
 	}
