@@ -9,10 +9,12 @@
 # the same loads at a fixed rate below every proxy's capacity (loadbench
 # rate), where the latency is the path's own rather than a queue's; then
 # the memory a stream in flight holds in the gateway and in the
-# ReverseProxy (loadbench holdstreams). Two more rows are ceilings, not
-# proxies to use (bench/loadbench/ceiling.go): rawproxy, a Go proxy of
-# this load with no net/http at all, and serverproxy, net/http's server
-# with the upstream exchange written out, the most a Handler can be.
+# ReverseProxy (loadbench holdstreams). Three more rows are ceilings, not
+# proxies to use (bench/loadbench/ceiling.go, bareserver.go): rawproxy, a
+# Go proxy of this load with no net/http at all; serverproxy, net/http's
+# server with the upstream exchange written out, the most a Handler can
+# be; and gateway-bareserver, the gateway over gateway.Transport on a bare
+# HTTP/1.1 loop instead of net/http's server.
 #
 #   bench/load.sh                # 3 rounds of 5 s wrk runs, 5 s per fixed-rate run
 #   ROUNDS=5 DURATION=8s RATE_SECONDS=10 bench/load.sh
@@ -72,6 +74,7 @@ gw=$(free_port); "$work/loadbench" gateway -addr "127.0.0.1:$gw" -to "$ups" & pi
 gwt=$(free_port); "$work/loadbench" gateway-transport -addr "127.0.0.1:$gwt" -to "$ups" & pids+=($!); proc[gateway-transport]=$!
 raw=$(free_port); "$work/loadbench" rawproxy -addr "127.0.0.1:$raw" -to "$ups" & pids+=($!); proc[rawproxy]=$!
 srv=$(free_port); "$work/loadbench" serverproxy -addr "127.0.0.1:$srv" -to "$ups" & pids+=($!); proc[serverproxy]=$!
+bare=$(free_port); "$work/loadbench" gateway-bareserver -addr "127.0.0.1:$bare" -to "$ups" & pids+=($!); proc[gateway-bareserver]=$!
 
 ngx=$(free_port)
 mkdir -p "$work/nginx/logs"
@@ -113,7 +116,7 @@ backend b
 	server s2 127.0.0.1:$up2
 CONF
 haproxy -f "$work/haproxy.cfg" -db >/dev/null 2>&1 & pids+=($!); proc[haproxy]=$!
-for p in $up1 $up2 $rp $gw $gwt $raw $srv $ngx $hap; do wait_port "$p"; done
+for p in $up1 $up2 $rp $gw $gwt $raw $srv $bare $ngx $hap; do wait_port "$p"; done
 
 for kind in chat stream; do
 	stream=false; [ "$kind" = stream ] && stream=true
@@ -172,6 +175,7 @@ for round in $(seq "$rounds"); do
 		run gateway-transport "$gwt" "$kind"
 		run rawproxy "$raw" "$kind"
 		run serverproxy "$srv" "$kind"
+		run gateway-bareserver "$bare" "$kind"
 	done
 done
 awk "$median_awk"'
@@ -187,7 +191,7 @@ rate_chat=${RATE_CHAT:-2000} rate_stream=${RATE_STREAM:-500} rate_for=${RATE_SEC
 for kind in chat stream; do
 	rate=$rate_chat flag=""; [ "$kind" = stream ] && rate=$rate_stream flag="-stream"
 	for round in 1 2 3; do
-		for target in direct:$up1 nginx:$ngx haproxy:$hap reverseproxy:$rp gateway:$gw gateway-transport:$gwt rawproxy:$raw serverproxy:$srv; do
+		for target in direct:$up1 nginx:$ngx haproxy:$hap reverseproxy:$rp gateway:$gw gateway-transport:$gwt rawproxy:$raw serverproxy:$srv gateway-bareserver:$bare; do
 			line=$("$work/loadbench" rate -to "http://127.0.0.1:${target#*:}/v1/chat/completions" -rate "$rate" -d "${rate_for}s" $flag)
 			echo "$kind ${target%%:*} $rate $line" >> "$out/rate.txt"
 		done
@@ -242,7 +246,7 @@ cat "$out/streammem.txt"
 # Latency percentiles of the chat load through each, as a PNG: saturated
 # (wrk) on the left, at the fixed rate (medians of the rounds) on the right.
 # The ceilings are left out: they are not proxies to put in front.
-ceiling='$2 == "rawproxy" || $2 == "serverproxy" { next }'
+ceiling='$2 == "rawproxy" || $2 == "serverproxy" || $2 == "gateway-bareserver" { next }'
 awk "$ceiling"' $1 == "chat" { print $2, $4 / 1000, $5 / 1000, $6 / 1000, $7 / 1000 }' "$out/load.txt" > "$work/plot.dat"
 awk "$median_awk"'
 '"$ceiling"'

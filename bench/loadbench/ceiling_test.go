@@ -7,6 +7,8 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/onwardsgo/pool/gateway"
 )
 
 // TestCeilingsRelayWhatTheUpstreamSends holds the two ceilings of load.sh
@@ -55,4 +57,39 @@ func post(t *testing.T, client *http.Client, base, body string) string {
 		t.Fatal(err)
 	}
 	return resp.Status + " " + resp.Header.Get("Content-Type") + "\n" + string(b)
+}
+
+// TestBareServerServesTheGatewayAsNetHTTPDoes holds the bare server of
+// gateway-bareserver to net/http's: the gateway's answers through it, a
+// chat completion and a stream, over one kept-alive connection, are those
+// through net/http's server.
+func TestBareServerServesTheGatewayAsNetHTTPDoes(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(upstream))
+	defer up.Close()
+	upstreams := &gateway.Transport{}
+	defer upstreams.CloseIdleConnections()
+	gw := gatewayOver([]string{up.URL, up.URL}, upstreams)
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go serveBare(ln, gw)
+	defer ln.Close()
+	server := httptest.NewServer(gw)
+	defer server.Close()
+
+	client := &http.Client{Transport: &http.Transport{MaxConnsPerHost: 1}}
+	defer client.CloseIdleConnections()
+	for _, body := range []string{`{"model":"m","stream":false}`, `{"model":"m","stream":true}`} {
+		want := post(t, client, server.URL, body)
+		if !strings.HasPrefix(want, "200 OK ") {
+			t.Fatalf("through net/http's server, %s: %q", body, want)
+		}
+		for range 3 { // the same connection, reused
+			if got := post(t, client, "http://"+ln.Addr().String(), body); got != want {
+				t.Errorf("%s:\ngot  %q\nwant %q", body, got, want)
+			}
+		}
+	}
 }

@@ -3,8 +3,10 @@
 // gateway.Handler, its upstream calls sent through net/http's Transport
 // (gateway) or through gateway.Transport (gateway-transport), each on an
 // address of its own, for wrk to drive; and
-// two ceilings (ceiling.go): a proxy of this load with no net/http at all,
-// and one on net/http's server with the upstream exchange written out.
+// three ceilings: a proxy of this load with no net/http at all, one on
+// net/http's server with the upstream exchange written out (ceiling.go),
+// and gateway.Handler on a bare HTTP/1.1 loop instead of net/http's server
+// (bareserver.go).
 //
 //	loadbench upstream -addr 127.0.0.1:9001
 //	loadbench reverseproxy -addr 127.0.0.1:9100 -to http://127.0.0.1:9001,http://127.0.0.1:9002
@@ -12,6 +14,7 @@
 //	loadbench gateway-transport -addr 127.0.0.1:9250 -to http://127.0.0.1:9001,http://127.0.0.1:9002
 //	loadbench rawproxy -addr 127.0.0.1:9300 -to http://127.0.0.1:9001,http://127.0.0.1:9002
 //	loadbench serverproxy -addr 127.0.0.1:9400 -to http://127.0.0.1:9001,http://127.0.0.1:9002
+//	loadbench gateway-bareserver -addr 127.0.0.1:9450 -to http://127.0.0.1:9001,http://127.0.0.1:9002
 //	loadbench holdstreams -to http://127.0.0.1:9200 -n 1000
 //	loadbench rate -to http://127.0.0.1:9200/v1/chat/completions -rate 2000 -d 8s
 //
@@ -46,7 +49,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		log.Fatal("usage: loadbench upstream|reverseproxy|gateway|gateway-transport|rawproxy|serverproxy -addr ADDR [-to URL,URL] | holdstreams|rate -to URL")
+		log.Fatal("usage: loadbench upstream|reverseproxy|gateway|gateway-transport|rawproxy|serverproxy|gateway-bareserver -addr ADDR [-to URL,URL] | holdstreams|rate -to URL")
 	}
 	fs := flag.NewFlagSet(os.Args[1], flag.ExitOnError)
 	addr := fs.String("addr", "127.0.0.1:0", "address to serve on")
@@ -71,12 +74,16 @@ func main() {
 		return
 	}
 	debug.SetGCPercent(400) // as the example proxy runs
-	if os.Args[1] == "rawproxy" {
+	if os.Args[1] == "rawproxy" || os.Args[1] == "gateway-bareserver" {
 		ln, err := net.Listen("tcp", *addr)
 		if err != nil {
 			log.Fatal(err)
 		}
-		log.Fatal(serveRaw(ln, newRawUpstreams(strings.Split(*to, ","))))
+		targets := strings.Split(*to, ",")
+		if os.Args[1] == "rawproxy" {
+			log.Fatal(serveRaw(ln, newRawUpstreams(targets)))
+		}
+		log.Fatal(serveBare(ln, gatewayOver(targets, &gateway.Transport{MaxIdleConnsPerHost: 200})))
 	}
 	var h http.Handler
 	switch os.Args[1] {
