@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -523,11 +524,17 @@ func TestTransportTLS(t *testing.T) {
 	s.Config.ErrorLog = log.New(io.Discard, "", 0) // the refused handshake below
 	// The server offers h2 only; the Transport asks for HTTP/1.1.
 	s.EnableHTTP2 = true
+	var dialed atomic.Int32
+	s.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+		if st == http.StateNew {
+			dialed.Add(1)
+		}
+	}
 	s.StartTLS()
 	defer s.Close()
 	tr := &Transport{TLSClientConfig: s.Client().Transport.(*http.Transport).TLSClientConfig}
 	defer tr.CloseIdleConnections()
-	for range 2 {
+	for range 3 {
 		resp, err := post(t, context.Background(), tr, s.URL+"/v1", "x")
 		require.NoError(t, err)
 		require.NotNil(t, resp.TLS)
@@ -539,6 +546,7 @@ func TestTransportTLS(t *testing.T) {
 		resp.Body.Close()
 	}
 	assert.Equal(t, 1, tr.idleCount(), "the TLS connection is kept for reuse")
+	assert.Equal(t, int32(1), dialed.Load(), "one TLS connection carried the three requests")
 
 	// A certificate the config does not trust fails the request.
 	_, err := post(t, context.Background(), new(Transport), s.URL, "x")
