@@ -1,10 +1,11 @@
 package main
 
-// The two ceilings of bench/load.sh: how fast a Go proxy of this load can
-// be at all (rawproxy: no net/http), and how fast one can be as an
-// http.Handler on a net/http server, as gateway.Handler is (serverproxy:
-// net/http's server, the upstream exchange written out by hand). They
-// answer where the gateway's distance from nginx comes from.
+// Two of the three ceilings of bench/load.sh: how fast a Go proxy of this
+// load can be at all (rawproxy: no net/http), and how fast one can be as
+// an http.Handler on a net/http server, as gateway.Handler is
+// (serverproxy: net/http's server, the upstream exchange written out by
+// hand). With the third (bareserver.go), they answer where the gateway's
+// distance from nginx comes from.
 //
 // Neither is a proxy to use. They speak only the HTTP/1.1 that wrk and the
 // mock upstreams speak (keep-alive, a Content-Length or chunked response,
