@@ -643,7 +643,8 @@ func (p *ProviderPool) AdoptProviderState(old *ProviderPool) {
 }
 
 // Clock returns the pool's clock: the one given with WithClock, or
-// SystemClock. Forwarding code times its backoff waits with it.
+// SystemClock. Forwarding code times its backoff waits and its upstream
+// request timeouts with it.
 func (p *ProviderPool) Clock() Clock {
 	if p == nil {
 		return SystemClock

@@ -17,8 +17,9 @@ import (
 // goroutines.
 type Registry struct {
 	// Clock is the time source of the pools' outlier detection, retry
-	// budgets and backoff. Nil: SystemClock. Set it before the first
-	// Reload; pools built before a change keep the clock they had.
+	// budgets and backoff, and of the gateway's request timeouts. Nil:
+	// SystemClock. Set it before the first Reload; pools built before a
+	// change keep the clock they had.
 	Clock Clock
 
 	// Shared, when set, holds the config's concurrency and rate limits of

@@ -12,8 +12,10 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/onwardsgo/pool"
+	"github.com/onwardsgo/pool/internal/fakeclock"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -154,39 +156,56 @@ func TestUnreachableUpstream(t *testing.T) {
 	assert.Equal(t, r.upstream["GOOD"].URL+"/", tries[2].URL)
 }
 
-// blocker is an upstream that sends no headers until its request is
-// cancelled, and reports that it was.
-type blocker struct{ cancelled chan struct{} }
+// blocker is an upstream that reports each request it has read, then
+// sends no headers until the request is cancelled, and reports that it
+// was.
+type blocker struct{ started, cancelled chan struct{} }
 
 func (b *blocker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// The server notices a closed connection only once the body is read.
 	io.Copy(io.Discard, r.Body)
+	b.started <- struct{}{}
 	<-r.Context().Done()
 	b.cancelled <- struct{}{}
 }
 
 func TestRequestTimeout(t *testing.T) {
 	t.Parallel()
-	slow := &blocker{cancelled: make(chan struct{}, 2)}
+	clock := fakeclock.New()
+	slow := &blocker{started: make(chan struct{}, 2), cancelled: make(chan struct{}, 2)}
 	good := &recorder{}
-	r := newRig(t, `{"targets": {
+	r := newRigClock(t, `{"targets": {
 		"alone": {"url": "$SLOW", "request_timeout_secs": 1},
 		"pair": {"strategy": "priority", "fallback": {"enabled": true},
 		         "providers": [{"url": "$SLOW", "request_timeout_secs": 1}, {"url": "$GOOD"}]}}}`,
-		map[string]http.Handler{"SLOW": slow, "GOOD": good})
+		map[string]http.Handler{"SLOW": slow, "GOOD": good}, clock)
 
-	a := r.chat("alone")
+	// chatPastTimeout sends a chat completion to alias, whose first
+	// provider never answers, and moves the pool's clock past the wait
+	// for its headers once the provider has the request.
+	chatPastTimeout := func(alias string) answer {
+		done := make(chan answer, 1)
+		go func() { done <- r.chat(alias) }()
+		<-slow.started // and the timeout was set before the request went
+		require.Equal(t, []time.Duration{time.Second}, clock.Pending(), "request_timeout_secs is timed on the pool's clock")
+		clock.Advance(time.Second)
+		return <-done
+	}
+
+	a := chatPastTimeout("alone")
 	require.Equal(t, http.StatusGatewayTimeout, a.status)
 	assert.Equal(t, "upstream_timeout", openAIError(t, a).Error.Code)
 	<-slow.cancelled // the upstream call was cancelled, not left running
 
-	require.Equal(t, http.StatusOK, r.chat("pair").status)
+	require.Equal(t, http.StatusOK, chatPastTimeout("pair").status)
 	<-slow.cancelled
 	tries := r.tries()
 	require.Len(t, tries, 3)
 	assert.ErrorIs(t, tries[1].Err, ErrUpstreamTimeout)
+	assert.Equal(t, time.Second, tries[1].Duration, "the attempt took the timeout, on the pool's clock")
 	assert.True(t, tries[1].FellBack)
 	assert.Len(t, good.calls(), 1)
+	assert.Zero(t, clock.Timers(), "an answered request leaves no timer behind")
 }
 
 func TestFallbackOnStatus(t *testing.T) {

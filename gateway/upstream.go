@@ -199,9 +199,11 @@ func listedIn(conn []string, name string) bool {
 	return false
 }
 
-// Send sends req with client and waits at most timeout (0: no limit) for
-// the response headers; the body may then take as long as it takes, since a
-// stream runs for minutes. Close the response body to release the request.
+// Send sends req with client and waits at most timeout (0: no limit, timed
+// on the system clock) for the response headers; the body may then take as
+// long as it takes, since a stream runs for minutes. Close the response
+// body to release the request. ([Handler] times a provider's
+// request_timeout on its pool's clock, [pool.Registry.Clock].)
 //
 // Its error wraps [ErrUpstreamTimeout] when the timeout fired,
 // [context.Canceled] when req's context ended first (the client left), or
@@ -210,24 +212,25 @@ func listedIn(conn []string, name string) bool {
 // logs, not clients.
 func Send(client *http.Client, req *http.Request, timeout time.Duration) (*http.Response, error) {
 	ctx, cancel := context.WithCancelCause(req.Context())
-	return send(client, req.WithContext(ctx), cancel, timeout)
+	return send(client, req.WithContext(ctx), cancel, timeout, pool.SystemClock)
 }
 
 // send is Send for a request whose context is its own, made by
 // context.WithCancelCause from the client's request context, with cancel
-// its cancel function: the Handler builds the upstream request with it,
-// which spares Send's copy of the request.
-func send(client *http.Client, req *http.Request, cancel context.CancelCauseFunc, timeout time.Duration) (*http.Response, error) {
+// its cancel function, and with the timeout timed on clock. The Handler
+// builds the upstream request with that context, which spares Send's copy
+// of the request, and times it on the pool's clock.
+func send(client *http.Client, req *http.Request, cancel context.CancelCauseFunc, timeout time.Duration, clock pool.Clock) (*http.Response, error) {
 	if client == nil {
 		client = defaultClient()
 	}
 	ctx := req.Context()
-	var timer *time.Timer
+	var stop func() bool
 	if timeout > 0 {
-		timer = time.AfterFunc(timeout, func() { cancel(errTimeoutCause) })
+		stop = clock.AfterFunc(timeout, func() { cancel(errTimeoutCause) })
 	}
 	resp, err := client.Do(req)
-	if timer != nil && !timer.Stop() && err == nil {
+	if stop != nil && !stop() && err == nil {
 		// The headers arrived as the timer fired: the request is cancelled.
 		resp.Body.Close()
 		err = context.Cause(ctx)
