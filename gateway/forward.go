@@ -153,7 +153,7 @@ func responseOptions(r *http.Request, req *request, t *pool.Target) ResponseOpti
 		trusted = *t.Trusted
 	}
 	return ResponseOptions{Path: r.URL.Path, Model: req.model, Sanitize: t.SanitizeResponse,
-		Strict: req.strict, Trusted: trusted, Header: t.ResponseHeaders}
+		Strict: req.strict, Trusted: trusted, Header: t.ResponseHeaders, Clock: req.adm.Pool.Clock()}
 }
 
 // fallsBack reports whether the walk moves on after failure f.

@@ -37,6 +37,11 @@ type ResponseOptions struct {
 	// Header is set on the response (the target's response_headers), over
 	// the upstream's headers of the same name.
 	Header map[string]string
+	// Clock stamps a sanitized chat completion, or each chunk of a
+	// sanitized stream, that gives no created time, with the time the
+	// answer began to be copied. Nil: the system clock. [Handler] gives
+	// the pool's.
+	Clock pool.Clock
 }
 
 // strictHeaders are the upstream headers strict mode lets through; the
@@ -67,10 +72,11 @@ func CopyResponse(w http.ResponseWriter, resp *http.Response, opts ResponseOptio
 		writeHeader(w, resp, opts, stream)
 		return copyFlushing(w, resp.Body, stream)
 	}
+	created := clockOr(opts.Clock).Now().Unix()
 	if stream {
 		writeHeader(w, resp, opts, true)
 		masked := opts.Strict && !opts.Trusted
-		transform := func(data []byte) ([]byte, error) { return sanitizeChunk(data, opts.Model, masked) }
+		transform := func(data []byte) ([]byte, error) { return sanitizeChunk(data, opts.Model, masked, created) }
 		var bad error
 		onError := func() []byte {
 			bad = ErrMalformedResponse
@@ -90,7 +96,7 @@ func CopyResponse(w http.ResponseWriter, resp *http.Response, opts ResponseOptio
 	if len(body) > maxSanitizedBytes {
 		return malformed(w, opts, fmt.Errorf("body over %d bytes", maxSanitizedBytes))
 	}
-	out, err := sanitizeBody(opts.Path, body, opts.Model)
+	out, err := sanitizeBody(opts.Path, body, opts.Model, created)
 	if err != nil {
 		return malformed(w, opts, err)
 	}
@@ -209,4 +215,12 @@ func isEventStream(h http.Header) bool {
 		mt, _, _ := mime.ParseMediaType(ct)
 		return mt == "text/event-stream"
 	}
+}
+
+// clockOr returns c, or pool.SystemClock when c is nil.
+func clockOr(c pool.Clock) pool.Clock {
+	if c == nil {
+		return pool.SystemClock
+	}
+	return c
 }

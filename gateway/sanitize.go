@@ -6,7 +6,6 @@ import (
 	"errors"
 	"strconv"
 	"strings"
-	"time"
 )
 
 // sanitizes reports whether a 2xx answer to path is re-encoded: chat
@@ -23,8 +22,9 @@ func sanitizes(path string, sanitize, strict bool) bool {
 var errNoChoices = errors.New("no choices")
 
 // sanitizeBody re-encodes a complete 2xx JSON answer to path with OpenAI's
-// fields only and model as its model.
-func sanitizeBody(path string, body []byte, model string) ([]byte, error) {
+// fields only and model as its model; a chat completion without its
+// created time gets created (Unix seconds).
+func sanitizeBody(path string, body []byte, model string, created int64) ([]byte, error) {
 	switch strings.TrimSuffix(path, "/") {
 	case pathEmbeddings:
 		return sanitizeEmbeddings(body, model)
@@ -38,7 +38,7 @@ func sanitizeBody(path string, body []byte, model string) ([]byte, error) {
 	if c.Choices == nil {
 		return nil, errNoChoices
 	}
-	c.fill(model, "chat.completion")
+	c.fill(model, "chat.completion", created)
 	for i := range c.Choices {
 		c.Choices[i].Delta = nil
 		if c.Choices[i].Message == nil {
@@ -48,9 +48,10 @@ func sanitizeBody(path string, body []byte, model string) ([]byte, error) {
 	return json.Marshal(c)
 }
 
-// fill sets the model and the defaults onwards gives missing fields, and
-// drops the error field, which is read only to detect embedded errors.
-func (c *chatCompletion) fill(model, object string) {
+// fill sets the model and the defaults onwards gives missing fields (the
+// time given for created), and drops the error field, which is read only
+// to detect embedded errors.
+func (c *chatCompletion) fill(model, object string, created int64) {
 	c.Model, c.Error = model, nil
 	if c.ID == "" {
 		c.ID = "chatcmpl-unknown"
@@ -59,7 +60,7 @@ func (c *chatCompletion) fill(model, object string) {
 		c.Object = object
 	}
 	if c.Created == 0 {
-		c.Created = time.Now().Unix()
+		c.Created = created
 	}
 }
 
@@ -104,7 +105,7 @@ var done = []byte("[DONE]")
 // a code, alone or beside a chunk's fields) becomes a stand-alone
 // {"error":...} event: verbatim, or, when masked, with its code masked and
 // its prose replaced (strict mode, untrusted provider).
-func sanitizeChunk(data []byte, model string, masked bool) ([]byte, error) {
+func sanitizeChunk(data []byte, model string, masked bool, created int64) ([]byte, error) {
 	if bytes.Equal(bytes.TrimSpace(data), done) {
 		return done, nil
 	}
@@ -118,7 +119,7 @@ func sanitizeChunk(data []byte, model string, masked bool) ([]byte, error) {
 	if c.Choices == nil {
 		return nil, errNoChoices
 	}
-	c.fill(model, "chat.completion.chunk")
+	c.fill(model, "chat.completion.chunk", created)
 	for i := range c.Choices {
 		c.Choices[i].Message = nil
 		if c.Choices[i].Delta == nil {

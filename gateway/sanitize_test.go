@@ -2,10 +2,12 @@ package gateway
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
 
+	"github.com/onwardsgo/pool/internal/fakeclock"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -53,8 +55,9 @@ func TestSanitizeStream(t *testing.T) {
 		"data: {\"id\":\"c2\",\"choices\":[],\"error\":{\"code\":429,\"message\":\"upstream of upstream said slow down\",\"metadata\":{\"raw\":\"x\"}}}\n\n" +
 		"data: {\"choices\":[], \"error\": null}\n\n" +
 		"data: [DONE]\n\n"
-	r := newRig(t, `{"targets": {"a": {"url": "$S", "sanitize_response": true}}}`,
-		map[string]http.Handler{"S": sseUpstream(events)})
+	clock := fakeclock.New()
+	r := newRigClock(t, `{"targets": {"a": {"url": "$S", "sanitize_response": true}}}`,
+		map[string]http.Handler{"S": sseUpstream(events)}, clock)
 	a := r.post("/v1/chat/completions", `{"model":"a","stream":true}`)
 	require.Equal(t, http.StatusOK, a.status)
 	got := strings.Split(strings.TrimSuffix(a.body, "\n\n"), "\n\n")
@@ -65,6 +68,7 @@ func TestSanitizeStream(t *testing.T) {
 	assert.Equal(t, `data: {"error":{"code":429,"message":"upstream of upstream said slow down","metadata":{"raw":"x"}}}`, got[2],
 		"an embedded error is forwarded verbatim, without the chunk around it")
 	assert.Contains(t, got[3], `"model":"a"`, "error: null is no error")
+	assert.Contains(t, got[3], fmt.Sprintf(`"created":%d,`, clock.Now().Unix()), "a chunk without created is stamped on the pool's clock")
 	assert.Equal(t, "data: [DONE]", got[4])
 	assert.NotContains(t, a.body, "comment")
 }
@@ -116,22 +120,22 @@ func TestSanitizeFailsClosed(t *testing.T) {
 
 func TestSanitizeBodyUnits(t *testing.T) {
 	t.Parallel()
-	out, err := sanitizeBody("/v1/chat/completions", []byte(`{"choices":[{"message":{"content":"x"}}]}`), "alias")
+	out, err := sanitizeBody("/v1/chat/completions", []byte(`{"choices":[{"message":{"content":"x"}}]}`), "alias", 1767225600)
 	require.NoError(t, err)
 	var c map[string]any
 	require.NoError(t, json.Unmarshal(out, &c))
 	assert.Equal(t, "chatcmpl-unknown", c["id"], "onwards' default id")
 	assert.Equal(t, "chat.completion", c["object"])
-	assert.NotZero(t, c["created"])
+	assert.Equal(t, 1767225600.0, c["created"], "stamped with the time given")
 
-	_, err = sanitizeBody("/v1/chat/completions", []byte(`{"model":"m"}`), "alias")
+	_, err = sanitizeBody("/v1/chat/completions", []byte(`{"model":"m"}`), "alias", 1)
 	assert.ErrorIs(t, err, errNoChoices)
 
-	out, err = sanitizeBody("/v1/embeddings", []byte(`{"data":[{"embedding":[0.5],"index":0,"extra":1}],"model":"m","usage":{"prompt_tokens":1,"total_tokens":1,"cost":3}}`), "e")
+	out, err = sanitizeBody("/v1/embeddings", []byte(`{"data":[{"embedding":[0.5],"index":0,"extra":1}],"model":"m","usage":{"prompt_tokens":1,"total_tokens":1,"cost":3}}`), "e", 1)
 	require.NoError(t, err)
 	assert.JSONEq(t, `{"object":"list","data":[{"object":"embedding","index":0,"embedding":[0.5]}],"model":"e","usage":{"prompt_tokens":1,"total_tokens":1}}`, string(out))
 
-	out, err = sanitizeBody("/v1/responses", []byte(`{"id":"resp_1","object":"response","model":"m","output":[],"provider":"x"}`), "r")
+	out, err = sanitizeBody("/v1/responses", []byte(`{"id":"resp_1","object":"response","model":"m","output":[],"provider":"x"}`), "r", 1)
 	require.NoError(t, err)
 	assert.JSONEq(t, `{"id":"resp_1","object":"response","model":"r","output":[]}`, string(out))
 }

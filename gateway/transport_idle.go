@@ -98,12 +98,7 @@ func (t *Transport) CloseIdleConnections() {
 	}
 }
 
-func (t *Transport) clock() pool.Clock {
-	if t.Clock == nil {
-		return pool.SystemClock
-	}
-	return t.Clock
-}
+func (t *Transport) clock() pool.Clock { return clockOr(t.Clock) }
 
 func (t *Transport) maxIdle() int {
 	if t.MaxIdleConnsPerHost == 0 {
