@@ -5,7 +5,7 @@
 # and the ratio table Go/Rust.
 #
 #   bench/compare.sh            # every workload, N = 2, 4, 16, 64
-#   ROUNDS=3 GO_COUNT=5 bench/compare.sh
+#   ROUNDS=4 GO_COUNT=5 bench/compare.sh
 #   bench/compare.sh --table    # the table of the last run again, from bench/out
 #
 # Needs cargo and Debian's librust-rand-dev (rsbench's README says why);
@@ -13,12 +13,14 @@
 # Writes the raw runs to bench/out/ (ignored by git) and prints a Markdown
 # table: the median of Go's ROUNDS x GO_COUNT runs, the median of Rust's
 # 2 x ROUNDS runs (each itself a median of 10 samples), the range of each
-# side's runs (how noisy the host was), and Go/Rust.
+# side's runs (how noisy the host was), and Go/Rust. The defaults, 3
+# rounds of 4, give each Go benchmark the 10 runs or more that WORKLOADS.md
+# asks a quoted median to rest on.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 src=${RSBENCH:-../shared/bench/rsbench}
-count=${GO_COUNT:-3}
-rounds=${ROUNDS:-2}
+count=${GO_COUNT:-4}
+rounds=${ROUNDS:-3}
 out=bench/out
 mkdir -p "$out"
 
