@@ -8,6 +8,10 @@
 #   ROUNDS=4 GO_COUNT=5 bench/compare.sh
 #   bench/compare.sh --table    # the table of the last run again, from bench/out
 #
+# Each run, and --table, also regenerates the bench/compare.sh block of
+# BENCHMARKS.md from the table, with when, of which commit and on which CPU
+# it was taken (bench/docblock.sh); review it with git diff and commit it.
+#
 # Needs cargo and Debian's librust-rand-dev (rsbench's README says why);
 # RSBENCH names the rsbench source (default ../shared/bench/rsbench).
 # Writes the raw runs to bench/out/ (ignored by git) and prints a Markdown
@@ -18,6 +22,7 @@
 # asks a quoted median to rest on.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/docblock.sh
 src=${RSBENCH:-../shared/bench/rsbench}
 count=${GO_COUNT:-4}
 rounds=${ROUNDS:-3}
@@ -45,7 +50,7 @@ if ! $table_only; then
 	rsbench=$build/rsbench/target/release/rsbench
 	go test -c -o "$build/pool.test" .
 
-	echo "cpu: $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(nproc) cores; $(go version | cut -d' ' -f3)" | tee "$out/machine.txt"
+	echo "\`bench/compare.sh\`, $rounds rounds of Rust, Go ($count runs), Rust: $(run_label)" | tee "$out/machine.txt"
 
 	# Interleaved finely, so that the host's noisy spells fall on both sides:
 	# for each workload, Rust, then Go, then Rust again; ROUNDS times over.
@@ -100,3 +105,6 @@ END {
 		printf "| %s | %.1f | %.1f | %.2f | %s | %s | %s |\n", key, g, r, g / r, spread(gons[key]), spread(rust[rkey]), bop[key]
 	}
 }' "$out/rust.txt" "$out/go.txt" | tee "$out/table.md"
+
+{ cat "$out/machine.txt"; echo; cat "$out/table.md"; } > "$out/block.md"
+write_doc_block bench/compare.sh "$out/block.md"

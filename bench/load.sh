@@ -16,6 +16,10 @@
 # be; and gateway-bareserver, the gateway over gateway.Transport on a bare
 # HTTP/1.1 loop instead of net/http's server.
 #
+# At the end it regenerates the bench/load.sh block of BENCHMARKS.md from
+# the tables, and docs/load-latency.png, the plot the block shows
+# (bench/docblock.sh); review them with git diff and commit them.
+#
 #   bench/load.sh                # 3 rounds of 5 s wrk runs, 5 s per fixed-rate run
 #   ROUNDS=5 DURATION=8s RATE_SECONDS=10 bench/load.sh
 #   RATE_CHAT=2000 RATE_STREAM=500 bench/load.sh   # the fixed rates, per second
@@ -24,6 +28,7 @@
 # missing ones when it can).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/docblock.sh
 duration=${DURATION:-5s}
 out=$PWD/bench/out
 mkdir -p "$out"
@@ -209,7 +214,7 @@ for name in gateway:$gw gateway-transport:$gwt reverseproxy:$rp; do
 	"$work/loadbench" holdstreams -to "http://127.0.0.1:${name#*:}" -n 2000 | sed "s/^/${name%%:*}: /" >> "$out/streammem.txt"
 done
 
-echo "cpu: $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(nproc) cores; $(go version | cut -d' ' -f3); $(nginx -v 2>&1 | cut -d/ -f2); HAProxy $(haproxy -v | head -1 | cut -d' ' -f3); wrk -t2 -c64 -d$duration, median of $rounds rounds"
+echo "\`bench/load.sh\`, wrk -t2 -c64 -d$duration, median of $rounds rounds: $(run_label); $(nginx -v 2>&1 | cut -d/ -f2); HAProxy $(haproxy -v | head -1 | cut -d' ' -f3)" | tee "$out/label.txt"
 awk '
 { kind[NR] = $1; name[NR] = $2; rps[NR] = $3; p50[NR] = $4; p99[NR] = $7; bad[NR] = $8; cpu[NR] = $9
   if ($2 == "direct") { d50[$1] = $4; d99[$1] = $7 } if ($2 == "nginx") { n50[$1] = $4 - d50[$1]; nrps[$1] = $3 } if ($2 == "reverseproxy") rprps[$1] = $3 }
@@ -273,3 +278,15 @@ plot "$work/rate.dat" using 2:xtic(1) title "p50" lt 1, "" using 3 title "p90" l
 unset multiplot
 PLOT
 echo "wrote bench/out/latency.png"
+
+# BENCHMARKS.md's bench/load.sh block, and the plot it shows.
+cp "$out/latency.png" docs/load-latency.png
+{
+	cat "$out/label.txt"; echo; cat "$out/load.md"; echo
+	echo "At a fixed rate ($rate_chat chat completions or $rate_stream streams per second, 64 connections, \`loadbench rate\`, $rate_for s, median of 3 rounds):"
+	echo; cat "$out/rate.md"; echo
+	echo "Requests and slots in flight in the gateway after the runs: $left (over gateway.Transport: $leftt). Memory per stream held open:"
+	echo; sed 's/^/- /' "$out/streammem.txt"; echo
+	echo "![Chat completion latency percentiles through each proxy, saturated and at a fixed rate](docs/load-latency.png)"
+} > "$out/block.md"
+write_doc_block bench/load.sh "$out/block.md"
