@@ -214,7 +214,7 @@ for name in gateway:$gw gateway-transport:$gwt reverseproxy:$rp; do
 	"$work/loadbench" holdstreams -to "http://127.0.0.1:${name#*:}" -n 2000 | sed "s/^/${name%%:*}: /" >> "$out/streammem.txt"
 done
 
-echo "\`bench/load.sh\`, wrk -t2 -c64 -d$duration, median of $rounds rounds: $(run_label); $(nginx -v 2>&1 | cut -d/ -f2); HAProxy $(haproxy -v | head -1 | cut -d' ' -f3)" | tee "$out/label.txt"
+echo "\`bench/load.sh\`, wrk -t2 -c64 -d$duration, median of $rounds rounds: $(run_label); nginx $(nginx -v 2>&1 | cut -d/ -f2); HAProxy $(haproxy -v | head -1 | cut -d' ' -f3)" | tee "$out/label.txt"
 awk '
 { kind[NR] = $1; name[NR] = $2; rps[NR] = $3; p50[NR] = $4; p99[NR] = $7; bad[NR] = $8; cpu[NR] = $9
   if ($2 == "direct") { d50[$1] = $4; d99[$1] = $7 } if ($2 == "nginx") { n50[$1] = $4 - d50[$1]; nrps[$1] = $3 } if ($2 == "reverseproxy") rprps[$1] = $3 }
