@@ -17,7 +17,9 @@
 # Writes the raw runs to bench/out/ (ignored by git) and prints a Markdown
 # table: the median of Go's ROUNDS x GO_COUNT runs, the median of Rust's
 # 2 x ROUNDS runs (each itself a median of 10 samples), the range of each
-# side's runs (how noisy the host was), and Go/Rust. The defaults, 3
+# side's runs (how noisy the host was), Go/Rust, and Go/Rust of each
+# side's fastest run, which a spell of the host that slows one side's
+# runs more than the other's moves least. The defaults, 3
 # rounds of 4, give each Go benchmark the 10 runs or more that WORKLOADS.md
 # asks a quoted median to rest on.
 set -euo pipefail
@@ -75,6 +77,11 @@ function median(list,   n, a, i, j, t) {
 	for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] + 0 < a[i] + 0) { t = a[i]; a[i] = a[j]; a[j] = t }
 	return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
 }
+function fastest(list,   n, a, i, lo) {
+	n = split(list, a, " "); lo = a[1] + 0
+	for (i = 2; i <= n; i++) if (a[i] + 0 < lo) lo = a[i] + 0
+	return lo
+}
 function spread(list,   n, a, i, lo, hi) {
 	n = split(list, a, " "); lo = hi = a[1] + 0
 	for (i = 2; i <= n; i++) { if (a[i] + 0 < lo) lo = a[i] + 0; if (a[i] + 0 > hi) hi = a[i] + 0 }
@@ -94,15 +101,15 @@ FILENAME ~ /rust/ { rust[$1] = rust[$1] " " $2; next }
 	for (i = 4; i < NF; i++) if ($(i + 1) == "B/op") bop[key] = $i
 }
 END {
-	print "| workload | Go ns/op | Rust ns/op | Go/Rust | Go runs | Rust runs | Go B/op |"
-	print "|---|---|---|---|---|---|---|"
+	print "| workload | Go ns/op | Rust ns/op | Go/Rust | Go runs | Rust runs | Go/Rust, fastest runs | Go B/op |"
+	print "|---|---|---|---|---|---|---|---|"
 	split(order, names, " ")
 	for (k = 1; k <= 5; k++) for (n = 1; n <= 4; n++) {
 		N = n == 1 ? 2 : n == 2 ? 4 : n == 3 ? 16 : 64
 		key = names[k] "/" N; rkey = name[names[k]] "/" N
 		if (!(key in gons) || !(rkey in rust)) continue
 		g = median(gons[key]); r = median(rust[rkey])
-		printf "| %s | %.1f | %.1f | %.2f | %s | %s | %s |\n", key, g, r, g / r, spread(gons[key]), spread(rust[rkey]), bop[key]
+		printf "| %s | %.1f | %.1f | %.2f | %s | %s | %.2f | %s |\n", key, g, r, g / r, spread(gons[key]), spread(rust[rkey]), fastest(gons[key]) / fastest(rust[rkey]), bop[key]
 	}
 }' "$out/rust.txt" "$out/go.txt" | tee "$out/table.md"
 
