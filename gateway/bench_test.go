@@ -79,17 +79,25 @@ var upstreamHeader = http.Header{
 // network left out: the gateway's own work per request (reading and
 // admitting it, building the upstream request, copying the answer). The
 // requests are short, but for chat-4.6KB, whose eight messages of prose
-// are closer to what a gateway forwards.
+// are closer to what a gateway forwards. chat-direct is chat with the
+// upstream transport set as Handler.Transport rather than in a Client.
 func BenchmarkHandler(b *testing.B) {
 	short := `{"model":"m","stream":false,"messages":[{"role":"user","content":"Hi"}]}`
 	long := strings.Replace(string(chatBody()), `"alias"`, `"m"`, 1)
-	for _, tc := range []struct{ name, contentType, body, reqBody string }{
-		{"chat", "application/json", completion("m", "Hello there"), short},
-		{"stream", "text/event-stream", strings.Repeat("data: {\"choices\":[{\"delta\":{\"content\":\"t\"}}]}\n\n", 20) + "data: [DONE]\n\n", short},
-		{"chat-4.6KB", "application/json", completion("m", "Hello there"), long},
+	for _, tc := range []struct {
+		name, contentType, body, reqBody string
+		direct                           bool // the transport as Handler.Transport, not in a Client
+	}{
+		{"chat", "application/json", completion("m", "Hello there"), short, false},
+		{"stream", "text/event-stream", strings.Repeat("data: {\"choices\":[{\"delta\":{\"content\":\"t\"}}]}\n\n", 20) + "data: [DONE]\n\n", short, false},
+		{"chat-4.6KB", "application/json", completion("m", "Hello there"), long, false},
+		{"chat-direct", "application/json", completion("m", "Hello there"), short, true},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			h := benchHandler(b, tc.contentType, tc.body)
+			if tc.direct {
+				h.Transport, h.Client = h.Client.Transport, nil
+			}
 			reqBody := tc.reqBody
 			b.ReportAllocs()
 			b.ResetTimer()

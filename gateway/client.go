@@ -1,6 +1,8 @@
 package gateway
 
 import (
+	"encoding/base64"
+	"fmt"
 	"net/http"
 	"sync"
 	"time"
@@ -64,3 +66,50 @@ func noRedirect(*http.Request, []*http.Request) error { return http.ErrUseLastRe
 
 // defaultClient is the client of every Handler without one, made once.
 var defaultClient = sync.OnceValue(NewClient)
+
+// sender is how a Handler sends its upstream requests: by rt's RoundTrip,
+// called directly, when rt is set; else by client (nil: defaultClient).
+type sender struct {
+	client *http.Client
+	rt     http.RoundTripper
+}
+
+// do sends req and returns the upstream's response, or an error; a
+// RoundTripper's error is returned as it is, a Client's in a *url.Error.
+func (s sender) do(req *http.Request) (*http.Response, error) {
+	if s.rt != nil {
+		return roundTrip(s.rt, req)
+	}
+	client := s.client
+	if client == nil {
+		client = defaultClient()
+	}
+	return client.Do(req)
+}
+
+// roundTrip sends req, a request the Handler built, by rt, doing first and
+// after what an http.Client would for it: a password in the URL becomes
+// Basic authorization when the request has none, and a RoundTripper that
+// breaks its contract (no response and no error, or a response with
+// content but no body) gives an error, not a panic later.
+func roundTrip(rt http.RoundTripper, req *http.Request) (*http.Response, error) {
+	if u := req.URL.User; u != nil && req.Header.Get("Authorization") == "" {
+		password, _ := u.Password()
+		req.Header.Set("Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(u.Username()+":"+password)))
+	}
+	resp, err := rt.RoundTrip(req)
+	switch {
+	case err != nil:
+		if resp != nil && resp.Body != nil {
+			resp.Body.Close() // an answer with an error is no answer
+		}
+		return nil, err
+	case resp == nil:
+		return nil, fmt.Errorf("gateway: %T returned neither a response nor an error", rt)
+	case resp.Body == nil && resp.ContentLength > 0:
+		return nil, fmt.Errorf("gateway: %T returned a response of %d bytes with no body", rt, resp.ContentLength)
+	case resp.Body == nil:
+		resp.Body = http.NoBody
+	}
+	return resp, nil
+}

@@ -1,7 +1,12 @@
 package gateway
 
 import (
+	"encoding/base64"
+	"errors"
+	"io"
 	"net/http"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -74,4 +79,99 @@ func TestNewClientForHTTPPool(t *testing.T) {
 			assert.Equal(t, tc.parallel+tc.reopened, opened)
 		})
 	}
+}
+
+// A Client and a RoundTripper called directly send the Handler's requests
+// alike: a password in the URL becomes Basic authorization unless the
+// request has its own, and a redirect is the answer, not followed.
+func TestSendersAgree(t *testing.T) {
+	t.Parallel()
+	s := newConnServer(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/moved" {
+			w.Header().Set("Location", "/elsewhere")
+			w.WriteHeader(http.StatusTemporaryRedirect)
+			return
+		}
+		io.WriteString(w, r.Header.Get("Authorization"))
+	})
+	netTransport := http.DefaultTransport.(*http.Transport).Clone()
+	transport := new(Transport)
+	t.Cleanup(func() { netTransport.CloseIdleConnections(); transport.CloseIdleConnections() })
+	withPassword := strings.Replace(s.URL, "http://", "http://user:pw-secret@", 1)
+	for name, snd := range map[string]sender{
+		"NewClient": {client: NewClient()}, "gateway.Transport": {rt: transport}, "net/http Transport": {rt: netTransport},
+	} {
+		t.Run(name, func(t *testing.T) {
+			for _, tc := range []struct{ url, auth, want string }{
+				{withPassword, "", "Basic " + base64.StdEncoding.EncodeToString([]byte("user:pw-secret"))},
+				{withPassword, "Bearer sk-up", "Bearer sk-up"},
+				{s.URL, "", ""},
+			} {
+				req, err := http.NewRequest(http.MethodPost, tc.url, strings.NewReader("{}"))
+				require.NoError(t, err)
+				if tc.auth != "" {
+					req.Header.Set("Authorization", tc.auth)
+				}
+				resp, err := snd.do(req)
+				require.NoError(t, err)
+				body, err := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				require.NoError(t, err)
+				assert.Equal(t, tc.want, string(body))
+			}
+			req, err := http.NewRequest(http.MethodPost, s.URL+"/moved", strings.NewReader("{}"))
+			require.NoError(t, err)
+			resp, err := snd.do(req)
+			require.NoError(t, err)
+			resp.Body.Close()
+			assert.Equal(t, http.StatusTemporaryRedirect, resp.StatusCode)
+			assert.Equal(t, "/elsewhere", resp.Header.Get("Location"))
+		})
+	}
+}
+
+// roundTripFunc is a RoundTripper made of a function.
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// closeCounter is a response body that counts its closes.
+type closeCounter struct {
+	io.Reader
+	closed atomic.Int32
+}
+
+func (c *closeCounter) Close() error { c.closed.Add(1); return nil }
+
+// A RoundTripper that breaks its contract gives the Handler an error, as
+// an http.Client would, and never a response it cannot read.
+func TestRoundTripBrokenContract(t *testing.T) {
+	t.Parallel()
+	req := func() *http.Request {
+		r, err := http.NewRequest(http.MethodPost, "http://upstream.test/v1", strings.NewReader("{}"))
+		require.NoError(t, err)
+		return r
+	}
+	_, err := roundTrip(roundTripFunc(func(*http.Request) (*http.Response, error) { return nil, nil }), req())
+	assert.ErrorContains(t, err, "neither a response nor an error")
+
+	_, err = roundTrip(roundTripFunc(func(*http.Request) (*http.Response, error) {
+		return &http.Response{StatusCode: http.StatusOK, ContentLength: 5}, nil
+	}), req())
+	assert.ErrorContains(t, err, "5 bytes with no body")
+
+	resp, err := roundTrip(roundTripFunc(func(*http.Request) (*http.Response, error) {
+		return &http.Response{StatusCode: http.StatusNoContent}, nil
+	}), req())
+	require.NoError(t, err)
+	assert.Equal(t, http.NoBody, resp.Body, "an empty answer gets a body to read")
+
+	body := &closeCounter{Reader: strings.NewReader("late")}
+	failed := errors.New("connection reset")
+	resp, err = roundTrip(roundTripFunc(func(*http.Request) (*http.Response, error) {
+		return &http.Response{StatusCode: http.StatusOK, Body: body}, failed
+	}), req())
+	assert.Nil(t, resp)
+	assert.ErrorIs(t, err, failed)
+	assert.Equal(t, int32(1), body.closed.Load(), "the answer that came with the error is closed")
 }

@@ -94,7 +94,8 @@ func ExampleCopyResponse() {
 
 // A Handler whose upstream calls go through Transport, which speaks
 // HTTP/1.1 on the handler's own goroutine, rather than net/http's
-// Transport. Redirects are passed on, not followed, as NewClient's are.
+// Transport. Set as Handler.Transport, it is called without an
+// http.Client: redirects are passed on, not followed, as NewClient's are.
 func ExampleTransport() {
 	up := upstream()
 	defer up.Close()
@@ -103,10 +104,7 @@ func ExampleTransport() {
 
 	transport := new(gateway.Transport)
 	defer transport.CloseIdleConnections()
-	gw := httptest.NewServer(&gateway.Handler{Registry: reg, Client: &http.Client{
-		Transport:     transport,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}})
+	gw := httptest.NewServer(&gateway.Handler{Registry: reg, Transport: transport})
 	defer gw.Close()
 
 	resp, err := http.Post(gw.URL+"/v1/chat/completions", "application/json", strings.NewReader(`{"model": "m"}`))

@@ -122,7 +122,7 @@ func (h *Handler) try(w http.ResponseWriter, r *http.Request, req *request, sel 
 		cancel(nil)
 		return &failure{own: errUnreachable()}, 0, err
 	}
-	resp, err := send(h.Client, up, cancel, t.RequestTimeout, req.adm.Pool.Clock())
+	resp, err := send(sender{client: h.Client, rt: h.Transport}, up, cancel, t.RequestTimeout, req.adm.Pool.Clock())
 	switch {
 	case errors.Is(err, ErrUpstreamTimeout):
 		return &failure{own: errTimeout()}, 0, err

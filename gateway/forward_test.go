@@ -3,6 +3,7 @@ package gateway
 import (
 	"bufio"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"io"
@@ -359,6 +360,28 @@ func TestUpstreamBreaksOffMidStream(t *testing.T) {
 	tries := r.tries()
 	require.Len(t, tries, 1)
 	assert.ErrorIs(t, tries[0].Err, ErrUpstreamBrokeOff)
+}
+
+// A password in a provider's URL reaches the upstream as Basic
+// authorization when the provider has no key of its own, as onwards'
+// client sends it; the key wins when there is one. (go test -args -lean
+// runs this over Handler.Transport.)
+func TestURLPasswordIsBasicAuth(t *testing.T) {
+	t.Parallel()
+	up := &recorder{}
+	r := newRig(t, `{"targets": {"a": {"url": "$A"}}}`, map[string]http.Handler{"A": up})
+	withPassword := strings.Replace(r.upstream["A"].URL, "http://", "http://user:pw-secret@", 1)
+	for _, tc := range []struct{ key, want string }{
+		{"", "Basic " + base64.StdEncoding.EncodeToString([]byte("user:pw-secret"))},
+		{`, "onwards_key": "sk-up"`, "Bearer sk-up"},
+	} {
+		cfg, err := pool.ParseConfig([]byte(`{"targets": {"a": {"url": "` + withPassword + `"` + tc.key + `}}}`))
+		require.NoError(t, err)
+		require.NoError(t, r.reg.Reload(cfg))
+		require.Equal(t, http.StatusOK, r.chat("a").status)
+		calls := up.calls()
+		assert.Equal(t, tc.want, calls[len(calls)-1].header.Get("Authorization"))
+	}
 }
 
 // An attempt's URL never shows a password the provider's URL holds.

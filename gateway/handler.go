@@ -47,16 +47,30 @@ type Handler struct {
 	// Registry holds the pools by alias. Reload it to change the config.
 	Registry *pool.Registry
 
-	// Client sends the upstream requests. Nil: a client shared by every
-	// Handler, made once by [NewClient]. [NewClientFor] makes one with the
-	// idle pool of a config's http_pool, and a client over [Transport]
-	// keeps no goroutine per connection. A client of your own should, as
+	// Client sends the upstream requests unless Transport is set. Nil: a
+	// client shared by every Handler, made once by [NewClient].
+	// [NewClientFor] makes one with the idle pool of a config's http_pool.
+	// (For [Transport], which keeps no goroutine per connection, set the
+	// Transport field instead.) A client of your own should, as
 	// NewClient's does, follow no redirect (a CheckRedirect that returns
 	// [http.ErrUseLastResponse]); one that does sends the request where an
 	// upstream's Location says. Its Timeout, if any, bounds each request
 	// to the end of its body, streams included: leave it 0 and bound the
 	// wait for headers with each provider's request_timeout_secs.
 	Client *http.Client
+
+	// Transport, when set, sends the upstream requests in Client's place:
+	// the Handler calls its RoundTrip itself, which spares an http.Client's
+	// work on each request (about 2 µs and 8 allocations in
+	// BenchmarkHandler). No redirect is followed, an upstream's 3xx being
+	// the answer; no cookie is kept; and a password in a provider's URL
+	// becomes Basic authorization when the request has no other, as a
+	// Client does. [Transport] is the one to use here:
+	//
+	//	h := &gateway.Handler{Registry: reg, Transport: new(gateway.Transport)}
+	//
+	// Nil: Client sends them.
+	Transport http.RoundTripper
 
 	// Log gets a line per attempt and per refusal. Nil: no logging. Lines
 	// may name upstream URLs (without passwords), never a key.

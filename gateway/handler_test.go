@@ -217,7 +217,7 @@ func TestNilClientUnderRace(t *testing.T) {
 	t.Parallel()
 	up := &recorder{}
 	r := newRig(t, `{"targets": {"a": {"url": "$A"}}}`, map[string]http.Handler{"A": up})
-	r.h.Client = nil
+	r.h.Client, r.h.Transport = nil, nil
 	var wg sync.WaitGroup
 	for range 16 {
 		wg.Add(1)

@@ -35,9 +35,10 @@ type rig struct {
 	attempts []Attempt
 }
 
-// leanTransport runs the rig's upstream calls over Transport rather than
-// NewClient's net/http Transport: go test ./gateway -args -lean.
-var leanTransport = flag.Bool("lean", false, "send the rig's upstream calls through gateway.Transport")
+// leanTransport runs the rig's upstream calls over Transport, set as the
+// Handler's Transport, rather than over NewClient's client: go test
+// ./gateway -args -lean.
+var leanTransport = flag.Bool("lean", false, "send the rig's upstream calls through gateway.Transport, as Handler.Transport")
 
 // keyPattern finds the keys of a config: every "sk-..." string.
 var keyPattern = regexp.MustCompile(`"(sk-[^"]*)"`)
@@ -69,15 +70,19 @@ func newRigClock(t *testing.T, doc string, upstreams map[string]http.Handler, cl
 	require.NoError(t, err)
 	r.reg = &pool.Registry{Clock: clock}
 	require.NoError(t, r.reg.Reload(cfg))
-	upstreamClient := NewClient()
-	if *leanTransport {
-		upstreamClient.Transport = new(Transport)
-	}
-	r.h = &Handler{Registry: r.reg, Client: upstreamClient, OnAttempt: func(a Attempt) {
+	r.h = &Handler{Registry: r.reg, OnAttempt: func(a Attempt) {
 		r.mu.Lock()
 		r.attempts = append(r.attempts, a)
 		r.mu.Unlock()
 	}}
+	var sendsUpstream interface{ CloseIdleConnections() }
+	if *leanTransport {
+		lean := new(Transport)
+		r.h.Transport, sendsUpstream = lean, lean
+	} else {
+		c := NewClient()
+		r.h.Client, sendsUpstream = c, c
+	}
 	r.srv = httptest.NewServer(r.h)
 	r.client = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone(),
 		// Tests see the gateway's answer as it is, a redirect included.
@@ -85,7 +90,7 @@ func newRigClock(t *testing.T, doc string, upstreams map[string]http.Handler, cl
 	t.Cleanup(func() {
 		r.client.CloseIdleConnections()
 		r.srv.Close() // waits for every handler to return
-		upstreamClient.CloseIdleConnections()
+		sendsUpstream.CloseIdleConnections()
 		for _, s := range r.upstream {
 			// Every upstream connection was either kept idle, and is now
 			// closed, or closed when its exchange ended: none is left.

@@ -18,12 +18,12 @@ import (
 
 // Transport is an [http.RoundTripper] for upstream calls that speaks
 // HTTP/1.1 only, over TCP or TLS, and does each exchange on the caller's
-// goroutine. Use it as the Transport of a [Handler]'s Client:
+// goroutine. Use it as a [Handler]'s Transport:
 //
-//	client := &http.Client{
-//		Transport:     new(gateway.Transport),
-//		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-//	}
+//	h := &gateway.Handler{Registry: reg, Transport: new(gateway.Transport)}
+//
+// (In an http.Client it works too; give the client a CheckRedirect that
+// returns [http.ErrUseLastResponse], so that no redirect is followed.)
 //
 // net/http's Transport keeps two goroutines on every connection, one to
 // write and one to read, and hands each request and response between them

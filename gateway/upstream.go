@@ -212,24 +212,21 @@ func listedIn(conn []string, name string) bool {
 // logs, not clients.
 func Send(client *http.Client, req *http.Request, timeout time.Duration) (*http.Response, error) {
 	ctx, cancel := context.WithCancelCause(req.Context())
-	return send(client, req.WithContext(ctx), cancel, timeout, pool.SystemClock)
+	return send(sender{client: client}, req.WithContext(ctx), cancel, timeout, pool.SystemClock)
 }
 
-// send is Send for a request whose context is its own, made by
+// send is Send by s, for a request whose context is its own, made by
 // context.WithCancelCause from the client's request context, with cancel
 // its cancel function, and with the timeout timed on clock. The Handler
 // builds the upstream request with that context, which spares Send's copy
 // of the request, and times it on the pool's clock.
-func send(client *http.Client, req *http.Request, cancel context.CancelCauseFunc, timeout time.Duration, clock pool.Clock) (*http.Response, error) {
-	if client == nil {
-		client = defaultClient()
-	}
+func send(s sender, req *http.Request, cancel context.CancelCauseFunc, timeout time.Duration, clock pool.Clock) (*http.Response, error) {
 	ctx := req.Context()
 	var stop func() bool
 	if timeout > 0 {
 		stop = clock.AfterFunc(timeout, func() { cancel(errTimeoutCause) })
 	}
-	resp, err := client.Do(req)
+	resp, err := s.do(req)
 	if stop != nil && !stop() && err == nil {
 		// The headers arrived as the timer fired: the request is cancelled.
 		resp.Body.Close()

@@ -68,7 +68,7 @@ func TestBareServerServesTheGatewayAsNetHTTPDoes(t *testing.T) {
 	defer up.Close()
 	upstreams := &gateway.Transport{}
 	defer upstreams.CloseIdleConnections()
-	gw := gatewayOver([]string{up.URL, up.URL}, upstreams)
+	gw := gatewayOver([]string{up.URL, up.URL}, &gateway.Handler{Transport: upstreams})
 
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

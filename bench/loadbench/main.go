@@ -1,7 +1,8 @@
 // Command loadbench is the Go side of bench/load.sh: a mock upstream, a bare
 // httputil.ReverseProxy with round robin (the floor for a Go proxy), and
-// gateway.Handler, its upstream calls sent through net/http's Transport
-// (gateway) or through gateway.Transport (gateway-transport), each on an
+// gateway.Handler, its upstream calls sent by an http.Client over net/http's
+// Transport (gateway) or by gateway.Transport as Handler.Transport
+// (gateway-transport), each on an
 // address of its own, for wrk to drive; and
 // three ceilings: a proxy of this load with no net/http at all, one on
 // net/http's server with the upstream exchange written out (ceiling.go),
@@ -83,7 +84,7 @@ func main() {
 		if os.Args[1] == "rawproxy" {
 			log.Fatal(serveRaw(ln, newRawUpstreams(targets)))
 		}
-		log.Fatal(serveBare(ln, gatewayOver(targets, &gateway.Transport{MaxIdleConnsPerHost: 200})))
+		log.Fatal(serveBare(ln, gatewayOver(targets, &gateway.Handler{Transport: &gateway.Transport{MaxIdleConnsPerHost: 200}})))
 	}
 	var h http.Handler
 	switch os.Args[1] {
@@ -94,9 +95,9 @@ func main() {
 	case "reverseproxy":
 		h = roundRobin(strings.Split(*to, ","))
 	case "gateway":
-		h = gatewayOver(strings.Split(*to, ","), transport())
+		h = gatewayOver(strings.Split(*to, ","), &gateway.Handler{Client: &http.Client{Transport: transport()}})
 	case "gateway-transport":
-		h = gatewayOver(strings.Split(*to, ","), &gateway.Transport{MaxIdleConnsPerHost: 200})
+		h = gatewayOver(strings.Split(*to, ","), &gateway.Handler{Transport: &gateway.Transport{MaxIdleConnsPerHost: 200}})
 	case "serverproxy":
 		h = newRawUpstreams(strings.Split(*to, ","))
 	default:
@@ -162,9 +163,9 @@ func roundRobin(targets []string) http.Handler {
 	}
 }
 
-// gatewayOver is gateway.Handler over one alias, "m", of the targets, its
-// upstream calls sent through rt.
-func gatewayOver(targets []string, rt http.RoundTripper) http.Handler {
+// gatewayOver is h, which says how its upstream calls are sent, over one
+// alias, "m", of the targets.
+func gatewayOver(targets []string, h *gateway.Handler) http.Handler {
 	var providers []string
 	for _, t := range targets {
 		providers = append(providers, fmt.Sprintf(`{"url": %q}`, t))
@@ -178,7 +179,8 @@ func gatewayOver(targets []string, rt http.RoundTripper) http.Handler {
 		log.Fatal(err)
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/", &gateway.Handler{Registry: reg, Client: &http.Client{Transport: rt}})
+	h.Registry = reg
+	mux.Handle("/", h)
 	mux.HandleFunc("GET /inflight", func(w http.ResponseWriter, r *http.Request) {
 		var n int64
 		for _, p := range reg.Snapshot().Pools {
