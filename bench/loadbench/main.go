@@ -74,7 +74,9 @@ func main() {
 		}
 		return
 	}
-	debug.SetGCPercent(400) // as the example proxy runs
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(400) // as the example proxy runs, unless GOGC says otherwise
+	}
 	if os.Args[1] == "rawproxy" || os.Args[1] == "gateway-bareserver" {
 		ln, err := net.Listen("tcp", *addr)
 		if err != nil {
