@@ -94,12 +94,15 @@ func TestSendersAgree(t *testing.T) {
 		}
 		io.WriteString(w, r.Header.Get("Authorization"))
 	})
-	netTransport := http.DefaultTransport.(*http.Transport).Clone()
-	transport := new(Transport)
-	t.Cleanup(func() { netTransport.CloseIdleConnections(); transport.CloseIdleConnections() })
+	client, netTransport, transport := NewClient(), http.DefaultTransport.(*http.Transport).Clone(), new(Transport)
+	t.Cleanup(func() {
+		client.CloseIdleConnections()
+		netTransport.CloseIdleConnections()
+		transport.CloseIdleConnections()
+	})
 	withPassword := strings.Replace(s.URL, "http://", "http://user:pw-secret@", 1)
 	for name, snd := range map[string]sender{
-		"NewClient": {client: NewClient()}, "gateway.Transport": {rt: transport}, "net/http Transport": {rt: netTransport},
+		"NewClient": {client: client}, "gateway.Transport": {rt: transport}, "net/http Transport": {rt: netTransport},
 	} {
 		t.Run(name, func(t *testing.T) {
 			for _, tc := range []struct{ url, auth, want string }{
