@@ -152,3 +152,11 @@ func placeSegments(place string) []string {
 	}
 	return segs
 }
+
+// placeOrTop names the top of the file "config", where a place is empty.
+func placeOrTop(place string) string {
+	if place == "" {
+		return "config"
+	}
+	return place
+}

@@ -1,9 +1,15 @@
 package pool
 
 import (
+	"sync"
 	"sync/atomic"
 	"unsafe"
 )
+
+// This file is the bottom of the pool: the in-flight counter of one
+// provider, which limiters share across reloads, and the guards that hold
+// its slots. Outlier detection and shared limits keep their per-provider
+// state in the counter's extension, so that it follows the counter.
 
 // ConcurrencyGuard holds one slot of a [ConcurrencyLimiter] until it is closed.
 //
@@ -154,3 +160,125 @@ var freshGuards = func() (gs [guardsPerBlock]guardImage) {
 	}
 	return gs
 }()
+
+// cacheLinePad is the size each in-flight counter is padded to. Counters of
+// neighbouring providers are written from every core on every request; 128
+// bytes keeps two of them out of one cache line and out of the adjacent line
+// that x86 prefetches in pairs (the figure sync.Pool uses too).
+const cacheLinePad = 128
+
+// counter is one in-flight count. It is shared, by pointer, between a
+// limiter, the guards it hands out, and any limiter that adopts it.
+//
+// Its state is one word: the low 32 bits count the slots held now, the high
+// 32 bits the slots ever taken (mod 2^32). Taking a slot adds to both, so
+// the one atomic add that takes it also draws a ticket that names its
+// guard in the counter's current guard block; and the count reads exactly
+// in one load, however releases race with it.
+type counter struct {
+	state atomic.Uint64 // taken<<32 | held
+	// blk is the guard block for the tickets of its base onwards.
+	blk atomic.Pointer[guardBlock]
+	// ext holds what only some pools use (outlier state, shared leases);
+	// nil until one needs it. It follows the counter across reloads.
+	ext atomic.Pointer[counterExt]
+	// attempts counts the outcomes reported on selections of the provider,
+	// by Outcome, for snapshots; like the count, it survives reloads.
+	attempts [numOutcomes]atomic.Uint64
+	_        [cacheLinePad - 24 - 8*numOutcomes]byte
+}
+
+const (
+	// takeOne is what taking a slot adds to a counter's state: one more
+	// held, one more taken.
+	takeOne = 1<<32 | 1
+	// releaseOne is what releasing a slot adds: one fewer held (-1).
+	releaseOne = ^uint64(0)
+	// maxHeld is the most slots a counter holds at once, whatever its
+	// limit: 2^31, which keeps the count clear of the taken bits and every
+	// cross-product of a count and a 32-bit weight within 63 bits.
+	maxHeld = 1 << 31
+)
+
+// inFlight returns the slots held now.
+func (c *counter) inFlight() int64 {
+	return int64(uint32(c.state.Load()))
+}
+
+// take takes a slot if fewer than limit (at most maxHeld) are held, and
+// returns its ticket. At maxHeld, the limit of limiters without one, it is
+// one atomic add, undone if it went past; below, the limit of a limiter
+// that has one, a compare-and-swap that succeeds only if no slot was
+// taken or released since the count was read, so limit is never exceeded.
+func (c *counter) take(limit int64) (ticket uint32, ok bool) {
+	if limit == maxHeld {
+		s := c.state.Add(takeOne)
+		if uint32(s) <= maxHeld {
+			return uint32(s>>32) - 1, true
+		}
+		// Give the slot back but not the ticket: another may hold the next.
+		c.state.Add(releaseOne)
+		return 0, false
+	}
+	for {
+		s := c.state.Load()
+		if int64(uint32(s)) >= limit {
+			return 0, false
+		}
+		if c.state.CompareAndSwap(s, s+takeOne) {
+			return uint32(s >> 32), true
+		}
+	}
+}
+
+// release gives back one slot taken by take.
+func (c *counter) release() {
+	c.state.Add(releaseOne)
+}
+
+// counterExt is the part of a counter that only some pools use.
+type counterExt struct {
+	// probe is the guard of the one selection that may probe the provider
+	// while outlier detection holds it half-open, nil when none: guards
+	// are never reused, so it names one selection. Closing that guard
+	// frees it.
+	probe atomic.Pointer[ConcurrencyGuard]
+	// health is the provider's outlier state, a *health that a pool with
+	// outlier detection sets (see detector.bind). It lives here so that
+	// it follows the counter across reloads, and is kept untyped because
+	// the counter, below outlier detection, does not know it.
+	health atomic.Value
+	// leases maps the guards holding a slot across replicas to the
+	// functions that release it (see selectShared).
+	leases sync.Map
+}
+
+// extension returns c's counterExt, making it if need be.
+func (c *counter) extension() *counterExt {
+	if x := c.ext.Load(); x != nil {
+		return x
+	}
+	c.ext.CompareAndSwap(nil, new(counterExt))
+	return c.ext.Load()
+}
+
+// closed does what a guard's closing owes the extension: it frees the
+// probe slot and the shared lease the guard holds, if any.
+func (x *counterExt) closed(g *ConcurrencyGuard) {
+	x.endProbe(g)
+	if release, ok := x.leases.LoadAndDelete(g); ok {
+		release.(func())()
+	}
+}
+
+// claimProbe gives the probe slot to the selection holding g, unless
+// another selection took it first.
+func (x *counterExt) claimProbe(g *ConcurrencyGuard) bool {
+	return x.probe.CompareAndSwap(nil, g)
+}
+
+// endProbe frees the probe slot if the selection holding g has it, and
+// reports whether it did.
+func (x *counterExt) endProbe(g *ConcurrencyGuard) bool {
+	return x.probe.Load() == g && x.probe.CompareAndSwap(g, nil)
+}

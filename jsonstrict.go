@@ -171,6 +171,7 @@ func goKind(t reflect.Type) string {
 	return "a " + t.String()
 }
 
+// joinField is the place of field name of the object at place.
 func joinField(place, name string) string {
 	if place == "" {
 		return name
@@ -178,13 +179,8 @@ func joinField(place, name string) string {
 	return place + "." + name
 }
 
-func placeOrTop(place string) string {
-	if place == "" {
-		return "config"
-	}
-	return place
-}
-
+// sortedKeys returns the keys of m in order, so that every walk over a
+// config map, and so its errors, comes out the same each time.
 func sortedKeys[V any](m map[string]V) []string {
 	return slices.Sorted(maps.Keys(m))
 }

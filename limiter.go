@@ -2,87 +2,11 @@ package pool
 
 import (
 	"math"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
 )
-
-// cacheLinePad is the size each in-flight counter is padded to. Counters of
-// neighbouring providers are written from every core on every request; 128
-// bytes keeps two of them out of one cache line and out of the adjacent line
-// that x86 prefetches in pairs (the figure sync.Pool uses too).
-const cacheLinePad = 128
-
-// counter is one in-flight count. It is shared, by pointer, between a
-// limiter, the guards it hands out, and any limiter that adopts it.
-//
-// Its state is one word: the low 32 bits count the slots held now, the high
-// 32 bits the slots ever taken (mod 2^32). Taking a slot adds to both, so
-// the one atomic add that takes it also draws a ticket that names its
-// guard in the counter's current guard block; and the count reads exactly
-// in one load, however releases race with it.
-type counter struct {
-	state atomic.Uint64 // taken<<32 | held
-	// blk is the guard block for the tickets of its base onwards.
-	blk atomic.Pointer[guardBlock]
-	// ext holds what only some pools use (outlier state, shared leases);
-	// nil until one needs it. It follows the counter across reloads.
-	ext atomic.Pointer[counterExt]
-	// attempts counts the outcomes reported on selections of the provider,
-	// by Outcome, for snapshots; like the count, it survives reloads.
-	attempts [numOutcomes]atomic.Uint64
-	_        [cacheLinePad - 24 - 8*numOutcomes]byte
-}
-
-const (
-	// takeOne is what taking a slot adds to a counter's state: one more
-	// held, one more taken.
-	takeOne = 1<<32 | 1
-	// releaseOne is what releasing a slot adds: one fewer held (-1).
-	releaseOne = ^uint64(0)
-	// maxHeld is the most slots a counter holds at once, whatever its
-	// limit: 2^31, which keeps the count clear of the taken bits and every
-	// cross-product of a count and a 32-bit weight within 63 bits.
-	maxHeld = 1 << 31
-)
-
-// inFlight returns the slots held now.
-func (c *counter) inFlight() int64 {
-	return int64(uint32(c.state.Load()))
-}
-
-// take takes a slot if fewer than limit (at most maxHeld) are held, and
-// returns its ticket. At maxHeld, the limit of limiters without one, it is
-// one atomic add, undone if it went past; below, the limit of a limiter
-// that has one, a compare-and-swap that succeeds only if no slot was
-// taken or released since the count was read, so limit is never exceeded.
-func (c *counter) take(limit int64) (ticket uint32, ok bool) {
-	if limit == maxHeld {
-		s := c.state.Add(takeOne)
-		if uint32(s) <= maxHeld {
-			return uint32(s>>32) - 1, true
-		}
-		// Give the slot back but not the ticket: another may hold the next.
-		c.state.Add(releaseOne)
-		return 0, false
-	}
-	for {
-		s := c.state.Load()
-		if int64(uint32(s)) >= limit {
-			return 0, false
-		}
-		if c.state.CompareAndSwap(s, s+takeOne) {
-			return uint32(s >> 32), true
-		}
-	}
-}
-
-// release gives back one slot taken by take.
-func (c *counter) release() {
-	c.state.Add(releaseOne)
-}
 
 // ConcurrencyLimiter counts work in flight and, when it has a limit, refuses
 // work past that limit. It is the Go form of onwards' ConcurrencyLimiter.
@@ -133,36 +57,6 @@ func (l *ConcurrencyLimiter) counter() *counter {
 		return c
 	}
 	return l.ctr.Load()
-}
-
-// counterExt is the part of a counter that only some pools use.
-type counterExt struct {
-	// health is the provider's outlier state, set by a pool with outlier
-	// detection.
-	health atomic.Pointer[health]
-	// leases maps the guards holding a slot across replicas to the
-	// functions that release it.
-	leases sync.Map
-}
-
-// extension returns c's counterExt, making it if need be.
-func (c *counter) extension() *counterExt {
-	if x := c.ext.Load(); x != nil {
-		return x
-	}
-	c.ext.CompareAndSwap(nil, new(counterExt))
-	return c.ext.Load()
-}
-
-// closed does what a guard's closing owes the extension: it frees the
-// probe slot and the shared lease the guard holds, if any.
-func (x *counterExt) closed(g *ConcurrencyGuard) {
-	if h := x.health.Load(); h != nil {
-		h.endProbe(g)
-	}
-	if release, ok := x.leases.LoadAndDelete(g); ok {
-		release.(func())()
-	}
 }
 
 // max returns the most slots l lets be held: maxHeld when it has no limit,
@@ -253,6 +147,12 @@ func NewRateLimiter(requestsPerSecond float64, burst int) RateLimiter {
 // client does not spin, short enough that it does not idle.
 const ConcurrencyRetryAfter = time.Second
 
+// waitReporter is a rate limiter that knows how long its last refusal
+// advised to wait, as the limiters of a SharedState do (sharedRateLimiter).
+type waitReporter interface {
+	retryAfter() time.Duration
+}
+
 // RateLimitDelay returns how long until l allows one more request, for a
 // 429's Retry-After. It knows limiters that report their tokens and rate,
 // as a [*rate.Limiter] (and so [NewRateLimiter]) does, and the limiters of
@@ -260,8 +160,8 @@ const ConcurrencyRetryAfter = time.Second
 // limiter, and for a nil one, it returns 0, which callers treat as
 // "unknown". It takes no token.
 func RateLimitDelay(l RateLimiter) time.Duration {
-	if s, ok := l.(*sharedRateLimiter); ok {
-		return s.retryAfter()
+	if w, ok := l.(waitReporter); ok {
+		return w.retryAfter()
 	}
 	tl, ok := l.(interface {
 		Tokens() float64

@@ -71,9 +71,9 @@ type health struct {
 	ejected  atomic.Bool
 	until    atomic.Int64 // when the ejection ends, in Unix ns
 	cooldown atomic.Int64 // when the Retry-After cooldown ends, in Unix ns
-	// probe is the guard of the selection probing the provider, nil when
-	// none: guards are never reused, so it names one selection.
-	probe atomic.Pointer[ConcurrencyGuard]
+	// ext is the extension of the provider's counter, which holds h and
+	// the probe slot of a half-open provider.
+	ext *counterExt
 	// det is the detector of the newest pool that holds the provider.
 	det atomic.Pointer[detector]
 	// ejectionsTotal counts every ejection, for snapshots.
@@ -101,7 +101,7 @@ func (h *health) state(now int64) state {
 	if !h.ejected.Load() {
 		return available
 	}
-	if now < h.until.Load() || h.probe.Load() != nil {
+	if now < h.until.Load() || h.ext.probe.Load() != nil {
 		return blocked
 	}
 	return halfOpen
@@ -131,10 +131,9 @@ func newDetector(cfg OutlierDetection, clock Clock, providers []*Provider, strat
 func (d *detector) bind(providers []*Provider) {
 	d.hs = d.hs[:0]
 	for _, pr := range providers {
-		c := pr.limiter.counter()
-		x := c.extension()
-		x.health.CompareAndSwap(nil, new(health))
-		h := x.health.Load()
+		x := pr.limiter.counter().extension()
+		x.health.CompareAndSwap(nil, &health{ext: x})
+		h := x.health.Load().(*health)
 		h.det.Store(d)
 		d.hs = append(d.hs, h)
 	}
@@ -153,17 +152,6 @@ func (d *detector) ejection(k int) time.Duration {
 	return min(d.cfg.BaseEjection*time.Duration(k), d.cfg.MaxEjection)
 }
 
-// claimProbe gives the probe slot to the selection holding g, unless
-// another selection took it first.
-func (h *health) claimProbe(g *ConcurrencyGuard) bool {
-	return h.probe.CompareAndSwap(nil, g)
-}
-
-// endProbe frees the probe slot if the selection holding g has it.
-func (h *health) endProbe(g *ConcurrencyGuard) bool {
-	return h.probe.Load() == g && h.probe.CompareAndSwap(g, nil)
-}
-
 // report records the outcome of an attempt on h's provider by the
 // selection holding g.
 func (d *detector) report(h *health, g *ConcurrencyGuard, o Outcome) {
@@ -171,7 +159,7 @@ func (d *detector) report(h *health, g *ConcurrencyGuard, o Outcome) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	switch {
-	case h.endProbe(g):
+	case h.ext.endProbe(g):
 		switch {
 		case o == Success:
 			h.ejected.Store(false)

@@ -69,7 +69,7 @@ func TestOutlierEjectsThenProbesAtBaseEjection(t *testing.T) {
 	sel, ok := p.Select()
 	require.True(t, ok)
 	assert.Equal(t, 0, sel.Index, "probed at 30 s")
-	assert.Same(t, sel.Guard, p.detect.hs[0].probe.Load(), "it holds the probe slot")
+	assert.Same(t, sel.Guard, p.detect.hs[0].ext.probe.Load(), "it holds the probe slot")
 	sel.Report(Success)
 	sel.Close()
 	i, _ = attempt(t, p, Success)
@@ -150,8 +150,8 @@ func TestOutlierHalfOpenSendsOneProbe(t *testing.T) {
 	b, ok := p.Select()
 	require.True(t, ok)
 	assert.Equal(t, []int{0, 1}, []int{a.Index, b.Index})
-	assert.Same(t, a.Guard, p.detect.hs[0].probe.Load())
-	assert.NotSame(t, b.Guard, p.detect.hs[0].probe.Load())
+	assert.Same(t, a.Guard, p.detect.hs[0].ext.probe.Load())
+	assert.NotSame(t, b.Guard, p.detect.hs[0].ext.probe.Load())
 
 	// A probe that ends without a report (the client cancelled) frees the
 	// slot for the next request.
@@ -186,7 +186,7 @@ func TestOutlierHalfOpenUnderConcurrency(t *testing.T) {
 			if !ok {
 				return
 			}
-			if p.detect.hs[0].probe.Load() == sel.Guard {
+			if p.detect.hs[0].ext.probe.Load() == sel.Guard {
 				mu.Lock()
 				probes++
 				mu.Unlock()
@@ -327,6 +327,6 @@ func TestOutlierStress(t *testing.T) {
 	assert.Zero(t, violations.Load(), "more ejected than the cap allows")
 	for i, pr := range p.Providers() {
 		assert.Zero(t, pr.ActiveConnections(), "provider %d", i)
-		assert.Nil(t, p.detect.hs[i].probe.Load(), "provider %d's probe slot", i)
+		assert.Nil(t, p.detect.hs[i].ext.probe.Load(), "provider %d's probe slot", i)
 	}
 }

@@ -1,8 +1,6 @@
 package pool
 
-import (
-	"maps"
-)
+import "maps"
 
 // ActionType is what a matching routing rule does with a request.
 type ActionType string
@@ -45,22 +43,15 @@ func (r *RoutingRule) matches(labels map[string]string) bool {
 	return true
 }
 
-// EvaluateRoutingRules returns the action of the first rule that matches the
-// labels of the caller's API key, and true; or false when no rule matches and
-// the request goes ahead unchanged.
-func (p *ProviderPool) EvaluateRoutingRules(labels map[string]string) (RoutingAction, bool) {
-	for i := range p.rules {
-		if p.rules[i].matches(labels) {
-			return p.rules[i].Action, true
+// firstMatch returns the action of the first of rules that matches labels,
+// and true; or false when none matches.
+func firstMatch(rules []RoutingRule, labels map[string]string) (RoutingAction, bool) {
+	for i := range rules {
+		if rules[i].matches(labels) {
+			return rules[i].Action, true
 		}
 	}
 	return RoutingAction{}, false
-}
-
-// RoutingRules returns a copy of the pool's routing rules, in evaluation
-// order.
-func (p *ProviderPool) RoutingRules() []RoutingRule {
-	return cloneRules(p.rules)
 }
 
 // cloneRules deep-copies rules so that neither the caller nor the pool can

@@ -39,7 +39,7 @@ func (s Selection) health() (*health, *detector) {
 	if x == nil {
 		return nil, nil
 	}
-	h := x.health.Load()
+	h, _ := x.health.Load().(*health)
 	if h == nil {
 		return nil, nil
 	}
@@ -70,42 +70,4 @@ func (s Selection) CoolDown(d time.Duration) {
 	if h, det := s.health(); det != nil {
 		det.coolDown(h, d)
 	}
-}
-
-// selectHealthy picks as selectAny does, but skips the providers outlier
-// detection holds back, and lets one request at a time probe a half-open
-// one. If it holds back every provider that could serve, it picks among
-// them after all (panic mode) and marks the selection.
-func (p *ProviderPool) selectHealthy(ex *bitset, w *walk) (Selection, bool) {
-	d := p.detect
-	now := d.now()
-	skip := ex.clone()
-	held := false
-	for i, h := range d.hs {
-		if !skip.has(i) && h.state(now) == blocked {
-			skip.add(i)
-			held = true
-		}
-	}
-	for {
-		sel, ok := p.selectAny(skip, w)
-		if !ok {
-			break
-		}
-		h := d.hs[sel.Index]
-		if h.state(now) != halfOpen || h.claimProbe(sel.Guard) {
-			return sel, true
-		}
-		sel.Guard.Close() // another request probes it: choose again without it
-		skip.add(sel.Index)
-		held = true
-	}
-	if !held {
-		return Selection{}, false
-	}
-	sel, ok := p.selectAny(ex, w)
-	if ok {
-		sel.Guard.panic = true
-	}
-	return sel, ok
 }

@@ -147,7 +147,7 @@ func (pr *Provider) snapshot(i int, now time.Time) ProviderSnapshot {
 		ps.Attempts[o.String()] = c.attempts[o].Load()
 	}
 	if x := c.ext.Load(); x != nil {
-		if h := x.health.Load(); h != nil {
+		if h, _ := x.health.Load().(*health); h != nil {
 			h.describe(&ps, now.UnixNano())
 		}
 	}
