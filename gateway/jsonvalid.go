@@ -24,22 +24,10 @@ func validJSON(doc []byte) bool {
 		}
 		switch c := doc[i]; {
 		case c == '{' || c == '[':
-			if len(open) == maxJSONDepth {
-				return false
+			var empty bool
+			if i, open, empty = enter(doc, i, open); !empty && i >= 0 {
+				continue // the container's first value starts at i
 			}
-			open = append(open, c)
-			i = skipSpace(doc, i+1)
-			if i < len(doc) && doc[i] == c+2 { // '}' or ']': empty
-				open = open[:len(open)-1]
-				i++
-				break
-			}
-			if c == '{' {
-				if i = memberName(doc, i); i < 0 {
-					return false
-				}
-			}
-			continue
 		case c == '"':
 			i = stringBody(doc, i+1)
 		case c == '-' || c >= '0' && c <= '9':
@@ -78,6 +66,25 @@ func validJSON(doc []byte) bool {
 			break
 		}
 	}
+}
+
+// enter opens the array or object at i. It returns where the container's
+// first value starts, with the container pushed on open; or, for an empty
+// container, where it ends, open as it was, and true; or -1 for a
+// container nested too deep or a member name that is not valid.
+func enter(doc []byte, i int, open []byte) (int, []byte, bool) {
+	c := doc[i]
+	if len(open) == maxJSONDepth {
+		return -1, open, false
+	}
+	i = skipSpace(doc, i+1)
+	if i < len(doc) && doc[i] == c+2 { // '}' or ']': empty
+		return i + 1, open, true
+	}
+	if c == '{' {
+		i = memberName(doc, i)
+	}
+	return i, append(open, c), false
 }
 
 // memberName checks a member's name and its colon at i, and returns where
