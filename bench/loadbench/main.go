@@ -74,43 +74,48 @@ func main() {
 		}
 		return
 	}
+	log.Fatal(serve(os.Args[1], *addr, strings.Split(*to, ",")))
+}
+
+// serve serves mode (a proxy, or the mock upstream) on addr, in front of
+// the upstreams at targets, until it fails.
+func serve(mode, addr string, targets []string) error {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(400) // as the example proxy runs, unless GOGC says otherwise
 	}
-	if os.Args[1] == "rawproxy" || os.Args[1] == "gateway-bareserver" {
-		ln, err := net.Listen("tcp", *addr)
+	if mode == "rawproxy" || mode == "gateway-bareserver" {
+		ln, err := net.Listen("tcp", addr)
 		if err != nil {
-			log.Fatal(err)
+			return err
 		}
-		targets := strings.Split(*to, ",")
-		if os.Args[1] == "rawproxy" {
-			log.Fatal(serveRaw(ln, newRawUpstreams(targets)))
+		if mode == "rawproxy" {
+			return serveRaw(ln, newRawUpstreams(targets))
 		}
-		log.Fatal(serveBare(ln, gatewayOver(targets, &gateway.Handler{Transport: &gateway.Transport{MaxIdleConnsPerHost: 200}})))
+		return serveBare(ln, gatewayOver(targets, &gateway.Handler{Transport: &gateway.Transport{MaxIdleConnsPerHost: 200}}))
 	}
 	var h http.Handler
-	switch os.Args[1] {
+	switch mode {
 	case "upstream":
 		m := http.NewServeMux()
 		m.HandleFunc("POST /", upstream) // anything else is refused
 		h = m
 	case "reverseproxy":
-		h = roundRobin(strings.Split(*to, ","))
+		h = roundRobin(targets)
 	case "gateway":
-		h = gatewayOver(strings.Split(*to, ","), &gateway.Handler{Client: &http.Client{Transport: transport()}})
+		h = gatewayOver(targets, &gateway.Handler{Client: &http.Client{Transport: transport()}})
 	case "gateway-transport":
-		h = gatewayOver(strings.Split(*to, ","), &gateway.Handler{Transport: &gateway.Transport{MaxIdleConnsPerHost: 200}})
+		h = gatewayOver(targets, &gateway.Handler{Transport: &gateway.Transport{MaxIdleConnsPerHost: 200}})
 	case "serverproxy":
-		h = newRawUpstreams(strings.Split(*to, ","))
+		h = newRawUpstreams(targets)
 	default:
-		log.Fatalf("unknown mode %q", os.Args[1])
+		return fmt.Errorf("unknown mode %q", mode)
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/", h)
 	mux.HandleFunc("GET /memstats", serveMemstats)
 	mux.Handle("GET /debug/pprof/", http.DefaultServeMux) // net/http/pprof, for profiles under load
-	srv := &http.Server{Addr: *addr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	log.Fatal(srv.ListenAndServe())
+	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	return srv.ListenAndServe()
 }
 
 // upstream answers a chat completion, or, for "stream": true, an SSE
