@@ -56,12 +56,9 @@ func main() {
 	}
 }
 
-// gcPercent is the proxy's GOGC unless the environment sets one. A proxy's
-// live heap is small and nearly all it allocates is garbage by the end of
-// the request, so at the default of 100 it collects many times a second,
-// and the collections show in the latency tail: at a paced 2000 req/s on
-// two cores, p99 through the proxy is about 1.6 ms at GOGC=100 and 0.6 ms
-// at 400 (BENCHMARKS.md). The price is a heap up to 5 times the live one.
+// gcPercent is the proxy's GOGC unless the environment sets one: its live
+// heap is small, so at 100 it collects many times a second, which shows in
+// the latency tail (docs/performance.md), for a heap up to 5x the live one.
 const gcPercent = 400
 
 // tuneGC applies gcPercent unless GOGC is set, and returns a function that
@@ -78,18 +75,18 @@ func run(configPath, addr string, opts pool.ParseOptions, log *slog.Logger) erro
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
+	closeMocks := func() {}
 	var cfg *pool.Config
 	var err error
-	if configPath == "" {
-		closeMocks, demo, err := startDemo(log)
-		if err != nil {
-			return err
-		}
-		defer closeMocks()
-		cfg = demo
-	} else if cfg, err = opts.Load(configPath); err != nil {
+	if configPath == "" { // the demo: its config over mock upstreams
+		cfg, closeMocks, err = startDemo(log)
+	} else {
+		cfg, err = opts.Load(configPath)
+	}
+	if err != nil {
 		return err
 	}
+	defer closeMocks()
 	reg := new(pool.Registry)
 	store, rdb, err := poolredis.FromConfig(cfg.SharedState, log)
 	if err != nil {
@@ -114,8 +111,7 @@ func run(configPath, addr string, opts pool.ParseOptions, log *slog.Logger) erro
 	if err != nil {
 		return err
 	}
-	// The upstream client's idle pool as the config's http_pool sets it,
-	// once, as onwards does: a reload does not change it.
+	// The upstream client's idle pool is set once, as in onwards.
 	client := gateway.NewClientFor(cfg.HTTPPool)
 	defer client.CloseIdleConnections()
 	srv := &http.Server{Handler: newMux(reg, client, log), ReadHeaderTimeout: 10 * time.Second}
@@ -133,18 +129,19 @@ func run(configPath, addr string, opts pool.ParseOptions, log *slog.Logger) erro
 }
 
 // startDemo starts the two mock upstreams on loopback and returns the demo
-// config over them.
-func startDemo(log *slog.Logger) (closeAll func(), cfg *pool.Config, err error) {
-	steady := &MockUpstream{Name: "steady", ChunkDelay: 150 * time.Millisecond}
-	flaky := &MockUpstream{Name: "flaky", FailEvery: 3, ChunkDelay: 150 * time.Millisecond}
+// config over them, and a function that stops them.
+func startDemo(log *slog.Logger) (*pool.Config, func(), error) {
 	var servers []*http.Server
-	closeAll = func() {
+	closeAll := func() {
 		for _, s := range servers {
 			s.Close()
 		}
 	}
-	urls := make([]string, 2)
-	for i, m := range []*MockUpstream{flaky, steady} {
+	var urls []string // "$NAME_URL", url, for each mock
+	for _, m := range []*MockUpstream{
+		{Name: "flaky", FailEvery: 3, ChunkDelay: 150 * time.Millisecond},
+		{Name: "steady", ChunkDelay: 150 * time.Millisecond},
+	} {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			closeAll()
@@ -153,16 +150,16 @@ func startDemo(log *slog.Logger) (closeAll func(), cfg *pool.Config, err error) 
 		s := &http.Server{Handler: m, ReadHeaderTimeout: 10 * time.Second}
 		servers = append(servers, s)
 		go s.Serve(ln)
-		urls[i] = "http://" + ln.Addr().String() + "/v1"
-		log.Info("mock upstream", "name", m.Name, "url", urls[i])
+		url := "http://" + ln.Addr().String() + "/v1"
+		urls = append(urls, "$"+strings.ToUpper(m.Name)+"_URL", url)
+		log.Info("mock upstream", "name", m.Name, "url", url)
 	}
-	doc := strings.NewReplacer("$FLAKY_URL", urls[0], "$STEADY_URL", urls[1]).Replace(demoConfig)
-	cfg, err = pool.ParseConfig([]byte(doc))
+	cfg, err := pool.ParseConfig([]byte(strings.NewReplacer(urls...).Replace(demoConfig)))
 	if err != nil {
 		closeAll()
 		return nil, nil, fmt.Errorf("demo config: %w", err)
 	}
-	return closeAll, cfg, nil
+	return cfg, closeAll, nil
 }
 
 // watchConfig reloads the config file when it changes and on SIGHUP, until
@@ -257,23 +254,18 @@ func printUsage(w io.Writer, addr string, aliases []string, demo bool) {
 	if len(aliases) == 0 {
 		return
 	}
+	chat := func(flags, fields string) {
+		fmt.Fprintf(w, "  curl %shttp://%s/v1/chat/completions -H 'Content-Type: application/json' \\\n"+
+			"    -d '{%s, \"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}]}'\n", flags, addr, fields)
+	}
 	alias := aliases[0]
 	if demo {
 		alias = "demo"
 	}
-	chat := func(extra, body string) {
-		flag := ""
-		if strings.Contains(body, `"stream"`) {
-			flag = "-N "
-		}
-		fmt.Fprintf(w, "  curl %shttp://%s/v1/chat/completions%s -H 'Content-Type: application/json' \\\n    -d '%s'\n",
-			flag, addr, extra, body)
-	}
-	msg := `"messages": [{"role": "user", "content": "Hi"}]`
-	chat("", fmt.Sprintf(`{"model": %q, %s}`, alias, msg))
-	chat("", fmt.Sprintf(`{"model": %q, "stream": true, %s}`, alias, msg))
+	chat("", fmt.Sprintf(`"model": %q`, alias))
+	chat("-N ", fmt.Sprintf(`"model": %q, "stream": true`, alias))
 	if demo {
-		chat(" -H 'Authorization: Bearer sk-demo'", `{"model": "demo-keyed", `+msg+`}`)
+		chat("-H 'Authorization: Bearer sk-demo' ", `"model": "demo-keyed"`)
 	} else {
 		fmt.Fprintf(w, "  (add -H 'Authorization: Bearer <key>' if the alias has keys)\n")
 	}

@@ -31,10 +31,9 @@ type MockUpstream struct {
 
 // SeenRequest is what the mock recorded of one chat request.
 type SeenRequest struct {
-	Path          string      // the request path, as the upstream saw it
-	Model         string      // the body's model
-	Authorization string      // the Authorization header
-	Header        http.Header // every header
+	Path   string      // the request path, as the upstream saw it
+	Model  string      // the body's model
+	Header http.Header // every header
 }
 
 // Seen returns the chat requests received so far.
@@ -57,6 +56,8 @@ func (m *MockUpstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// chat answers a chat completion, records the request, and fails every
+// FailEvery-th one with a 503.
 func (m *MockUpstream) chat(w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		Model  string `json:"model"`
@@ -67,7 +68,7 @@ func (m *MockUpstream) chat(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	m.mu.Lock()
-	m.seen = append(m.seen, SeenRequest{Path: r.URL.Path, Model: req.Model, Authorization: r.Header.Get("Authorization"), Header: r.Header.Clone()})
+	m.seen = append(m.seen, SeenRequest{Path: r.URL.Path, Model: req.Model, Header: r.Header.Clone()})
 	m.mu.Unlock()
 
 	if n := m.requests.Add(1); m.FailEvery > 0 && n%m.FailEvery == 0 {
@@ -87,18 +88,22 @@ func (m *MockUpstream) chat(w http.ResponseWriter, r *http.Request) {
 		})
 		return
 	}
+	m.stream(w, r, req.Model, words)
+}
+
+// stream answers with an SSE stream of words, one event each, spaced by
+// ChunkDelay, then a finish event and [DONE]; it stops if the client goes.
+func (m *MockUpstream) stream(w http.ResponseWriter, r *http.Request, model string, words []string) {
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-cache")
 	rc := http.NewResponseController(w)
 	send := func(delta map[string]any, finish any) bool {
 		chunk, _ := json.Marshal(map[string]any{
-			"id": "chatcmpl-" + m.Name, "object": "chat.completion.chunk", "created": time.Now().Unix(), "model": req.Model,
+			"id": "chatcmpl-" + m.Name, "object": "chat.completion.chunk", "created": time.Now().Unix(), "model": model,
 			"choices": []any{map[string]any{"index": 0, "delta": delta, "finish_reason": finish}},
 		})
-		if _, err := fmt.Fprintf(w, "data: %s\n\n", chunk); err != nil {
-			return false
-		}
-		return rc.Flush() == nil
+		_, err := fmt.Fprintf(w, "data: %s\n\n", chunk)
+		return err == nil && rc.Flush() == nil
 	}
 	if !send(map[string]any{"role": "assistant", "content": ""}, nil) {
 		return
