@@ -17,6 +17,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+
+	"github.com/onwardsgo/pool/internal/filegraph"
 )
 
 func main() {
@@ -27,7 +29,7 @@ func main() {
 	if flag.NArg() > 0 {
 		dir = flag.Arg(0)
 	}
-	g, err := Load(dir)
+	g, err := filegraph.Load(dir)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "filegraph:", err)
 		os.Exit(2)
@@ -42,7 +44,7 @@ func main() {
 	}
 }
 
-func report(w io.Writer, g *Graph, why bool) {
+func report(w io.Writer, g *filegraph.Graph, why bool) {
 	fmt.Fprintln(w, "# edges (file -> files it uses)")
 	for _, f := range g.Files {
 		if len(g.Uses[f]) == 0 {

@@ -1,4 +1,7 @@
-package main
+// Package filegraph draws which files of a Go package use which, for
+// bench/filegraph and for the tests that hold the root package to no
+// cycle between its files.
+package filegraph
 
 import (
 	"fmt"
