@@ -1,5 +1,3 @@
-// Package pool balances requests over pools of upstream LLM providers, a Go
-// port of the load balancer of the Rust crate onwards.
 package pool
 
 import (
