@@ -1,5 +1,3 @@
-// Package gateway forwards OpenAI-compatible requests to the providers of a
-// [pool.Registry], as onwards' handler does.
 package gateway
 
 import (

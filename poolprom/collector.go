@@ -1,5 +1,3 @@
-// Package poolprom exports the state of a pool.Registry as Prometheus
-// metrics.
 package poolprom
 
 import (

@@ -1,5 +1,3 @@
-// Package poolredis shares the limits of a pool.Registry across replicas
-// on Redis: concurrency limits as leases, rate limits as GCRA.
 package poolredis
 
 import (

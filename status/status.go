@@ -1,5 +1,3 @@
-// Package status serves a page of a pool.Registry's state: every alias
-// and provider with its load, limit and outlier state.
 package status
 
 import (
