@@ -25,6 +25,8 @@ type Admission struct {
 
 	guards   [2]*ConcurrencyGuard // pool slot, key slot; nil where none
 	releases [2]func()            // the same slots across replicas; nil where none
+	tokens   [2]*TokenLimiter     // pool and key token limits; nil where none
+	reserved [2]*TokenReservation // what ReserveTokens took of them
 	closed   atomic.Bool
 }
 
@@ -225,6 +227,12 @@ func (adm *Admission) takeLimits(a *aliasState, key *keyState) *AdmissionError {
 			adm.release() // not adm.Close: the request was never counted in flight
 			return concurrencyLimited("This API key has too many requests in flight; retry when one finishes.", wait)
 		}
+	}
+	if a.tokens != nil {
+		adm.tokens[0] = a.tokens.lim
+	}
+	if key != nil && key.tokens != nil {
+		adm.tokens[1] = key.tokens.lim
 	}
 	return nil
 }

@@ -23,6 +23,7 @@ type snapshot struct {
 type aliasState struct {
 	pool          *ProviderPool
 	rate          *rateState                      // the pool's, or nil
+	tokens        *tokenState                     // the pool's token limit, or nil
 	providerRates map[providerIdentity]*rateState // by provider identity
 	shared        SharedConcurrency               // the pool's limit across replicas, or nil
 }
@@ -36,10 +37,18 @@ type rateState struct {
 	lim   RateLimiter
 }
 
+// tokenState is a token limiter and the parameters it was made with, so
+// that a reload that keeps them keeps the bucket and what it holds.
+type tokenState struct {
+	perMinute, burst int64
+	lim              *TokenLimiter
+}
+
 // keyState is what a key definition gives an API key.
 type keyState struct {
 	labels map[string]string
 	rate   *rateState          // nil: no per-key rate limit
+	tokens *tokenState         // nil: no per-key token limit
 	conc   *ConcurrencyLimiter // nil: no per-key concurrency limit
 	shared SharedConcurrency   // the key's limit across replicas, or nil
 }
@@ -101,13 +110,13 @@ func (b *builder) buildKeys(s *snapshot) {
 			oldKey = b.old.keys[digest]
 		}
 		name := "key/" + sprintDigest(def.Key)
-		if def.RateLimit != nil {
-			var oldRate *rateState
-			if oldKey != nil {
-				oldRate = oldKey.rate
-			}
-			ks.rate = b.rateLimiter(name, def.RateLimit, oldRate)
+		var oldRate *rateState
+		var oldTokens *tokenState
+		if oldKey != nil {
+			oldRate, oldTokens = oldKey.rate, oldKey.tokens
 		}
+		ks.rate = b.rateLimiter(name, def.RateLimit, oldRate)
+		ks.tokens = b.tokenLimiter(def.RateLimit, oldTokens)
 		if def.ConcurrencyLimit != nil {
 			ks.conc = NewConcurrencyLimiterWithLimit(def.ConcurrencyLimit.MaxConcurrentRequests)
 			if b.shared != nil {
@@ -152,14 +161,15 @@ func (b *builder) buildAlias(alias string, globalKeys []string) (*aliasState, er
 		s.UnmarshalText([]byte(plan.strategy)) // validated
 		opts = append(opts, WithStrategy(s))
 	}
-	if plan.rate != nil {
-		var oldRate *rateState
-		if oldAlias != nil {
-			oldRate = oldAlias.rate
-		}
-		a.rate = b.rateLimiter("alias/"+alias, plan.rate, oldRate)
+	var oldRate *rateState
+	var oldTokens *tokenState
+	if oldAlias != nil {
+		oldRate, oldTokens = oldAlias.rate, oldAlias.tokens
+	}
+	if a.rate = b.rateLimiter("alias/"+alias, plan.rate, oldRate); a.rate != nil {
 		opts = append(opts, WithRateLimiter(a.rate.lim))
 	}
+	a.tokens = b.tokenLimiter(plan.tokens, oldTokens)
 	if plan.conc != nil {
 		opts = append(opts, WithConcurrencyLimiter(NewConcurrencyLimiterWithLimit(plan.conc.MaxConcurrentRequests)))
 		if b.shared != nil {
@@ -210,7 +220,7 @@ func (b *builder) buildProvider(alias string, spec *ProviderSpec, plan *poolPlan
 	}
 	id := identityOf(t)
 	name := fmt.Sprintf("provider/%s/%s", alias, sprintDigest(id.url+"\x00"+id.key+"\x00"+id.model))
-	if spec.RateLimit != nil {
+	if spec.RateLimit.hasRequests() {
 		var oldRate *rateState
 		if oldAlias != nil {
 			oldRate = oldAlias.providerRates[id]
@@ -251,10 +261,14 @@ func mergeHeaders(pool, provider map[string]string) map[string]string {
 	return out
 }
 
-// rateLimiter returns the limiter of a validated rate limit: old's, if the
-// parameters are the same, so that its tokens carry over; a shared one,
-// under name, when the registry has shared state.
+// rateLimiter returns the limiter of a validated rate limit's request form:
+// old's, if the parameters are the same, so that its tokens carry over; a
+// shared one, under name, when the registry has shared state. It returns
+// nil when spec has no request form.
 func (b *builder) rateLimiter(name string, spec *RateLimitSpec, old *rateState) *rateState {
+	if !spec.hasRequests() {
+		return nil
+	}
 	burst, _ := checkRate("", spec)
 	if b.shared == nil {
 		name = ""
@@ -269,6 +283,20 @@ func (b *builder) rateLimiter(name string, spec *RateLimitSpec, old *rateState) 
 		rs.lim = NewRateLimiter(spec.RequestsPerSecond, burst)
 	}
 	return rs
+}
+
+// tokenLimiter returns the token limiter of a validated rate limit's token
+// form: old's, if the parameters are the same, so that the bucket carries
+// over a reload; nil when spec has no token form.
+func (b *builder) tokenLimiter(spec *RateLimitSpec, old *tokenState) *tokenState {
+	if !spec.hasTokens() {
+		return nil
+	}
+	burst, _ := checkTokenRate("", spec)
+	if old != nil && old.perMinute == spec.TokensPerMinute && old.burst == burst {
+		return old
+	}
+	return &tokenState{perMinute: spec.TokensPerMinute, burst: burst, lim: NewTokenLimiter(spec.TokensPerMinute, burst, b.clock)}
 }
 
 // adopt carries the live counters of the old snapshot into s.

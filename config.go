@@ -83,13 +83,34 @@ type KeyDefinition struct {
 	ConcurrencyLimit *ConcurrencyLimitSpec `json:"concurrency_limit,omitempty"`
 }
 
-// RateLimitSpec is a token bucket: requests_per_second, refilled
-// continuously, up to burst_size at once.
+// RateLimitSpec is a token bucket of requests: requests_per_second,
+// refilled continuously, up to burst_size at once; and, in its token
+// form, a bucket of LLM tokens: tokens_per_minute, up to token_burst_size
+// at once. Either form or both may be set. The token form limits an
+// alias (a single target's rate_limit is its alias's for tokens) or a key
+// definition, not a provider of a pool; see [Admission.ReserveTokens].
 type RateLimitSpec struct {
-	// RequestsPerSecond must be a finite number above 0.
-	RequestsPerSecond float64 `json:"requests_per_second"`
+	// RequestsPerSecond must be a finite number above 0, unless the spec
+	// has only its token form, when it is left out.
+	RequestsPerSecond float64 `json:"requests_per_second,omitempty"`
 	// BurstSize must be at least 1. Nil: RequestsPerSecond rounded up.
 	BurstSize *int `json:"burst_size,omitempty"`
+	// TokensPerMinute, at least 1, limits the tokens (prompt and
+	// completion) of requests. 0: no token limit.
+	TokensPerMinute int64 `json:"tokens_per_minute,omitempty"`
+	// TokenBurstSize, at least 1, is the most tokens spent at once. Nil:
+	// TokensPerMinute.
+	TokenBurstSize *int64 `json:"token_burst_size,omitempty"`
+}
+
+// hasTokens reports whether spec has its token form.
+func (spec *RateLimitSpec) hasTokens() bool {
+	return spec != nil && (spec.TokensPerMinute != 0 || spec.TokenBurstSize != nil)
+}
+
+// hasRequests reports whether spec has its request form.
+func (spec *RateLimitSpec) hasRequests() bool {
+	return spec != nil && (spec.RequestsPerSecond != 0 || spec.BurstSize != nil || !spec.hasTokens())
 }
 
 // ConcurrencyLimitSpec caps the requests in flight.

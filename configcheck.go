@@ -72,10 +72,7 @@ func (v *validator) keyDefinitions() {
 		} else {
 			seen[digest] = place
 		}
-		if def.RateLimit != nil {
-			_, err := checkRate(place+".rate_limit", def.RateLimit)
-			v.add(err)
-		}
+		v.rate(place+".rate_limit", def.RateLimit)
 		v.concurrency(place+".concurrency_limit", def.ConcurrencyLimit, "this key")
 	}
 }
@@ -169,9 +166,10 @@ func (v *validator) provider(pp plannedProvider) {
 		v.add(fieldErr(place+".request_timeout_secs", "%d; want at least 1, or leave it out for no timeout", *s))
 	}
 	v.add(checkHeaders(place+".response_headers", spec.ResponseHeaders)...)
-	if spec.RateLimit != nil {
-		_, err := checkRate(place+".rate_limit", spec.RateLimit)
-		v.add(err)
+	v.rate(place+".rate_limit", spec.RateLimit)
+	if spec.RateLimit.hasTokens() && !pp.single {
+		v.add(fieldErr(place+".rate_limit.tokens_per_minute",
+			"a provider of a pool has no token limit; set it on the alias's rate_limit or on a key definition's"))
 	}
 	v.concurrency(place+".concurrency_limit", spec.ConcurrencyLimit, "this provider")
 }
@@ -186,10 +184,7 @@ func (v *validator) poolFields(plan *poolPlan) {
 			v.add(fieldErr(plan.base+".strategy", "%v", err))
 		}
 	}
-	if plan.rate != nil {
-		_, err := checkRate(plan.base+".rate_limit", plan.rate)
-		v.add(err)
-	}
+	v.rate(plan.base+".rate_limit", plan.rate)
 	v.concurrency(plan.base+".concurrency_limit", plan.conc, "this alias")
 	if f := plan.fallback; f != nil {
 		v.fallbackSpec(plan.base+".fallback", f)
@@ -288,8 +283,30 @@ func (v *validator) rules(alias string, plan *poolPlan) {
 	}
 }
 
-// checkRate validates a rate limit at place and returns its burst.
+// rate checks the rate limit at place, if there is one. Token limits are
+// counted by each replica, even with shared state, and it warns of that.
+func (v *validator) rate(place string, spec *RateLimitSpec) {
+	if spec == nil {
+		return
+	}
+	_, err := checkRate(place, spec)
+	v.add(err)
+	if err == nil && spec.hasTokens() && v.cfg.SharedState != nil {
+		v.warn(place+".tokens_per_minute", "counted by each replica: shared_state does not share token limits yet")
+	}
+}
+
+// checkRate validates a rate limit at place and returns the burst of its
+// request form, or 0 when it has only its token form.
 func checkRate(place string, spec *RateLimitSpec) (burst int, err *FieldError) {
+	if spec.hasTokens() {
+		if _, err := checkTokenRate(place, spec); err != nil {
+			return 0, err
+		}
+	}
+	if !spec.hasRequests() {
+		return 0, nil
+	}
 	rps := spec.RequestsPerSecond
 	if !(rps > 0) || math.IsInf(rps, 0) {
 		return 0, fieldErr(place+".requests_per_second", "%v; want a number above 0", rps)
@@ -300,6 +317,22 @@ func checkRate(place string, spec *RateLimitSpec) (burst int, err *FieldError) {
 			return 0, fieldErr(place+".burst_size", "%d; want at least 1", *spec.BurstSize)
 		}
 		burst = *spec.BurstSize
+	}
+	return burst, nil
+}
+
+// checkTokenRate validates the token form of a rate limit at place and
+// returns its burst.
+func checkTokenRate(place string, spec *RateLimitSpec) (burst int64, err *FieldError) {
+	if spec.TokensPerMinute < 1 {
+		return 0, fieldErr(place+".tokens_per_minute", "%d; want at least 1", spec.TokensPerMinute)
+	}
+	burst = spec.TokensPerMinute
+	if b := spec.TokenBurstSize; b != nil {
+		if *b < 1 {
+			return 0, fieldErr(place+".token_burst_size", "%d; want at least 1", *b)
+		}
+		burst = *b
 	}
 	return burst, nil
 }

@@ -4,8 +4,9 @@ import "fmt"
 
 // plannedProvider is a provider spec and the place it was written.
 type plannedProvider struct {
-	place string
-	spec  *ProviderSpec
+	place  string
+	spec   *ProviderSpec
+	single bool // a single target's: the token form of its rate_limit is the alias's
 }
 
 // poolPlan is a target of any of the three forms, reduced to one shape, so
@@ -15,6 +16,7 @@ type poolPlan struct {
 	keys            []string
 	strategy        string
 	rate            *RateLimitSpec
+	tokens          *RateLimitSpec // the alias's token limit, or nil
 	conc            *ConcurrencyLimitSpec
 	fallback        *FallbackSpec
 	outlier         *OutlierDetectionSpec
@@ -43,8 +45,11 @@ func planOf(alias string, t TargetConfig) *poolPlan {
 			trusted: p.Trusted != nil && *p.Trusted, sanitize: p.SanitizeResponse, providerTrust: true,
 			base: place, providersPlace: place + ".providers",
 		}
+		if p.RateLimit.hasTokens() {
+			plan.tokens = p.RateLimit
+		}
 		for i := range p.Providers {
-			plan.providers = append(plan.providers, plannedProvider{fmt.Sprintf("%s.providers[%d]", place, i), &p.Providers[i]})
+			plan.providers = append(plan.providers, plannedProvider{fmt.Sprintf("%s.providers[%d]", place, i), &p.Providers[i], false})
 		}
 		return plan
 	case t.List != nil:
@@ -52,9 +57,9 @@ func planOf(alias string, t TargetConfig) *poolPlan {
 			return &poolPlan{base: place, providersPlace: place, list: t.List}
 		}
 		plan := singlePlan(place+"[0]", &t.List[0])
-		plan.providersPlace, plan.list, plan.providers = place, t.List, nil
+		plan.providersPlace, plan.list, plan.providers, plan.tokens = place, t.List, nil, nil
 		for i := range t.List {
-			plan.providers = append(plan.providers, plannedProvider{fmt.Sprintf("%s[%d]", place, i), &t.List[i].ProviderSpec})
+			plan.providers = append(plan.providers, plannedProvider{fmt.Sprintf("%s[%d]", place, i), &t.List[i].ProviderSpec, false})
 		}
 		return plan
 	case t.Single != nil:
@@ -66,12 +71,16 @@ func planOf(alias string, t TargetConfig) *poolPlan {
 // singlePlan is the plan of a single target at place: its keys and trusted
 // are the pool's, its limits its provider's.
 func singlePlan(place string, t *TargetSpec) *poolPlan {
-	return &poolPlan{
+	plan := &poolPlan{
 		keys: t.Keys, strategy: t.Strategy, fallback: t.Fallback, rules: t.RoutingRules,
 		outlier: t.OutlierDetection, budget: t.RetryBudget,
 		trusted:   t.Trusted != nil && *t.Trusted,
 		sanitize:  t.SanitizeResponse,
-		providers: []plannedProvider{{place, &t.ProviderSpec}},
+		providers: []plannedProvider{{place, &t.ProviderSpec, true}},
 		base:      place, providersPlace: place,
 	}
+	if t.RateLimit.hasTokens() {
+		plan.tokens = t.RateLimit
+	}
+	return plan
 }
