@@ -142,7 +142,22 @@ func (h *Handler) try(w http.ResponseWriter, r *http.Request, req *request, sel 
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBodyBytes))
 		return &failure{resp: resp, body: body, opts: opts}, resp.StatusCode, nil
 	}
-	return nil, resp.StatusCode, CopyResponse(w, resp, opts)
+	if !req.tokens {
+		return nil, resp.StatusCode, CopyResponse(w, resp, opts)
+	}
+	tap := newUsageReader(resp.Body, isEventStream(resp.Header), req.stripUsage)
+	resp.Body = readCloser{tap, resp.Body}
+	err = CopyResponse(w, resp, opts)
+	if used, ok := tap.usage(); ok {
+		req.adm.SettleTokens(used)
+	}
+	return nil, resp.StatusCode, err
+}
+
+// readCloser is a body read from one reader and closed by another.
+type readCloser struct {
+	io.Reader
+	io.Closer
 }
 
 // responseOptions are the options of CopyResponse for an answer of t: its

@@ -125,7 +125,29 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	defer adm.Close()
 	req.adm = adm
+	if adm.TokenLimited() {
+		if err := h.reserveTokens(r, req); err != nil {
+			h.refuse(w, r, err)
+			return
+		}
+	}
 	h.forward(w, r, req)
+}
+
+// reserveTokens reserves the request's estimated tokens on its token
+// limits and, for a stream, asks the upstream for the usage to settle
+// them with, which the client then does not see unless it asked too.
+func (h *Handler) reserveTokens(r *http.Request, req *request) *pool.AdmissionError {
+	if err := req.adm.ReserveTokens(EstimateTokens(r.URL.Path, req.body)); err != nil {
+		var ae *pool.AdmissionError
+		errors.As(err, &ae) // ReserveTokens returns only *AdmissionError
+		return ae
+	}
+	req.tokens = true
+	if req.valid {
+		req.body, req.stripUsage = askUsage(req.body)
+	}
+	return nil
 }
 
 // request is what the gateway has read of a client's request.
@@ -136,6 +158,10 @@ type request struct {
 	model  string // the model the client named, written into sanitized answers
 	strict bool
 	adm    *pool.Admission
+	// tokens is set when the request holds a token reservation, which the
+	// answer's usage settles; stripUsage when the gateway asked a stream
+	// for the usage that the client did not.
+	tokens, stripUsage bool
 }
 
 // readRequest reads the body and the model of a request to forward.
