@@ -49,6 +49,12 @@ type rig struct {
 // and checks that every counter is back at zero and no goroutine is left.
 func newRig(t *testing.T, doc string, upstreams map[string]http.Handler) *rig {
 	t.Helper()
+	return newRigClock(t, doc, upstreams, nil)
+}
+
+// newRigClock is newRig with the registry on clock (nil: the system's).
+func newRigClock(t *testing.T, doc string, upstreams map[string]http.Handler, clock pool.Clock) *rig {
+	t.Helper()
 	leakOpts := []goleak.Option{goleak.IgnoreCurrent()}
 	r := &rig{t: t, upstream: map[string]*httptest.Server{}}
 	var pairs []string
@@ -59,8 +65,8 @@ func newRig(t *testing.T, doc string, upstreams map[string]http.Handler) *rig {
 	}
 	cfg, err := pool.ParseConfig([]byte(strings.NewReplacer(pairs...).Replace(doc)))
 	require.NoError(t, err)
-	r.reg, err = pool.NewRegistry(cfg)
-	require.NoError(t, err)
+	r.reg = &pool.Registry{Clock: clock}
+	require.NoError(t, r.reg.Reload(cfg))
 	upstreamClient := gateway.NewClient()
 	r.proxy = httptest.NewServer(&gateway.Handler{Registry: r.reg, Client: upstreamClient})
 	r.client = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
