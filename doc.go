@@ -59,6 +59,11 @@
 // changes nothing when the new config fails. [Registry.Snapshot] reports
 // every pool's counters and health.
 //
+// A rate_limit's token form (tokens_per_minute) is a [TokenLimiter]: the
+// request reserves an estimate of its tokens with
+// [Admission.ReserveTokens], and its answer's usage settles it with
+// [Admission.SettleTokens].
+//
 // # Shared state and time
 //
 // A [SharedState] on [Registry.Shared] makes rate and concurrency limits
