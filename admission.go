@@ -25,7 +25,7 @@ type Admission struct {
 
 	guards   [2]*ConcurrencyGuard // pool slot, key slot; nil where none
 	releases [2]func()            // the same slots across replicas; nil where none
-	tokens   [2]*TokenLimiter     // pool and key token limits; nil where none
+	tokens   [2]tokenReserver     // pool and key token limits; nil where none
 	reserved [2]*TokenReservation // what ReserveTokens took of them
 	closed   atomic.Bool
 }

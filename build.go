@@ -41,7 +41,14 @@ type rateState struct {
 // that a reload that keeps them keeps the bucket and what it holds.
 type tokenState struct {
 	perMinute, burst int64
-	lim              *TokenLimiter
+	name             string // the shared limiter's name, or "" for a local one
+	lim              tokenReserver
+}
+
+// tokenReserver is a token limit, local (*TokenLimiter) or shared
+// (*sharedTokenLimiter).
+type tokenReserver interface {
+	Reserve(n int64) (*TokenReservation, time.Duration, bool)
 }
 
 // keyState is what a key definition gives an API key.
@@ -116,7 +123,7 @@ func (b *builder) buildKeys(s *snapshot) {
 			oldRate, oldTokens = oldKey.rate, oldKey.tokens
 		}
 		ks.rate = b.rateLimiter(name, def.RateLimit, oldRate)
-		ks.tokens = b.tokenLimiter(def.RateLimit, oldTokens)
+		ks.tokens = b.tokenLimiter(name, def.RateLimit, oldTokens)
 		if def.ConcurrencyLimit != nil {
 			ks.conc = NewConcurrencyLimiterWithLimit(def.ConcurrencyLimit.MaxConcurrentRequests)
 			if b.shared != nil {
@@ -169,7 +176,7 @@ func (b *builder) buildAlias(alias string, globalKeys []string) (*aliasState, er
 	if a.rate = b.rateLimiter("alias/"+alias, plan.rate, oldRate); a.rate != nil {
 		opts = append(opts, WithRateLimiter(a.rate.lim))
 	}
-	a.tokens = b.tokenLimiter(plan.tokens, oldTokens)
+	a.tokens = b.tokenLimiter("alias/"+alias, plan.tokens, oldTokens)
 	if plan.conc != nil {
 		opts = append(opts, WithConcurrencyLimiter(NewConcurrencyLimiterWithLimit(plan.conc.MaxConcurrentRequests)))
 		if b.shared != nil {
@@ -287,16 +294,27 @@ func (b *builder) rateLimiter(name string, spec *RateLimitSpec, old *rateState) 
 
 // tokenLimiter returns the token limiter of a validated rate limit's token
 // form: old's, if the parameters are the same, so that the bucket carries
-// over a reload; nil when spec has no token form.
-func (b *builder) tokenLimiter(spec *RateLimitSpec, old *tokenState) *tokenState {
+// over a reload; a shared one, under name, when the registry's shared
+// state shares tokens; nil when spec has no token form.
+func (b *builder) tokenLimiter(name string, spec *RateLimitSpec, old *tokenState) *tokenState {
 	if !spec.hasTokens() {
 		return nil
 	}
 	burst, _ := checkTokenRate("", spec)
-	if old != nil && old.perMinute == spec.TokensPerMinute && old.burst == burst {
+	st, shared := b.shared.(SharedTokenState)
+	if !shared {
+		name = ""
+	}
+	if old != nil && old.perMinute == spec.TokensPerMinute && old.burst == burst && old.name == name {
 		return old
 	}
-	return &tokenState{perMinute: spec.TokensPerMinute, burst: burst, lim: NewTokenLimiter(spec.TokensPerMinute, burst, b.clock)}
+	ts := &tokenState{perMinute: spec.TokensPerMinute, burst: burst, name: name}
+	if shared {
+		ts.lim = &sharedTokenLimiter{s: st.Tokens(name, spec.TokensPerMinute, burst), burst: burst}
+	} else {
+		ts.lim = NewTokenLimiter(spec.TokensPerMinute, burst, b.clock)
+	}
+	return ts
 }
 
 // adopt carries the live counters of the old snapshot into s.

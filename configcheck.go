@@ -283,16 +283,11 @@ func (v *validator) rules(alias string, plan *poolPlan) {
 	}
 }
 
-// rate checks the rate limit at place, if there is one. Token limits are
-// counted by each replica, even with shared state, and it warns of that.
+// rate checks the rate limit at place, if there is one.
 func (v *validator) rate(place string, spec *RateLimitSpec) {
-	if spec == nil {
-		return
-	}
-	_, err := checkRate(place, spec)
-	v.add(err)
-	if err == nil && spec.hasTokens() && v.cfg.SharedState != nil {
-		v.warn(place+".tokens_per_minute", "counted by each replica: shared_state does not share token limits yet")
+	if spec != nil {
+		_, err := checkRate(place, spec)
+		v.add(err)
 	}
 }
 

@@ -38,6 +38,44 @@ type SharedConcurrency interface {
 	TryAcquire() (release func(), retryAfter time.Duration, ok bool)
 }
 
+// SharedTokenState is a [SharedState] that shares token limits (a
+// rate_limit's tokens_per_minute) too, by the same names as its rate
+// limits. With a SharedState that does not implement it, each replica
+// counts its own tokens. poolredis implements it.
+type SharedTokenState interface {
+	SharedState
+	// Tokens returns the shared token limit of name: perMinute tokens a
+	// minute, up to burst at once.
+	Tokens(name string, perMinute, burst int64) SharedTokens
+}
+
+// SharedTokens is a token limit shared by replicas: a bucket that a
+// request reserves an estimate from and settles when its answer tells
+// what it used (see [TokenLimiter], its local form).
+type SharedTokens interface {
+	// Reserve takes n tokens, n at most the burst, without blocking. It
+	// returns a settle function and true; or false, having taken nothing,
+	// and, when it can tell, how long until the limit will hold n. Settle
+	// gives back delta tokens or, with delta below 0, takes -delta more,
+	// even below zero; it is called at most once.
+	Reserve(n int64) (settle func(delta int64), retryAfter time.Duration, ok bool)
+}
+
+// sharedTokenLimiter adapts SharedTokens to the Reserve of a TokenLimiter.
+type sharedTokenLimiter struct {
+	s     SharedTokens
+	burst int64
+}
+
+func (l *sharedTokenLimiter) Reserve(n int64) (*TokenReservation, time.Duration, bool) {
+	n = min(max(n, 0), l.burst)
+	settle, wait, ok := l.s.Reserve(n)
+	if !ok {
+		return nil, wait, false
+	}
+	return &TokenReservation{settle: settle, reserved: n}, 0, true
+}
+
 // SharedRate is a rate limit shared by replicas.
 type SharedRate interface {
 	// Allow reports whether one more request may go now, and if not, how

@@ -137,10 +137,6 @@ func TestTokenRateLimitConfig(t *testing.T) {
 	rl := cfg.Targets["pooled"].Pool.RateLimit
 	assert.Equal(t, &RateLimitSpec{RequestsPerSecond: 1000, TokensPerMinute: 600, TokenBurstSize: rl.TokenBurstSize}, rl)
 
-	shared := mustParse(t, `{"shared_state": {"redis_url": "redis://127.0.0.1:6379/0"},
-		"targets": {"a": {"url": "https://a.example.com", "rate_limit": {"tokens_per_minute": 10}}}}`)
-	assert.Equal(t, []ConfigWarning{{`targets["a"].rate_limit.tokens_per_minute`,
-		"counted by each replica: shared_state does not share token limits yet"}}, shared.Warnings)
 
 	for _, tc := range []struct{ doc, place string }{
 		{`{"targets": {"a": {"url": "https://a.example.com", "rate_limit": {"tokens_per_minute": -1}}}}`,
@@ -172,4 +168,80 @@ func TestTokenRateLimitConfig(t *testing.T) {
 		}
 		assert.Contains(t, places, tc.place, "%s: %v", tc.doc, err)
 	}
+}
+
+// memTokens is a SharedTokenState in memory: a memShared whose token
+// limits are counters of what is spent, shared by the registries of a test.
+type memTokens struct {
+	*memShared
+	spent map[string]int64
+}
+
+type memTokenLimit struct {
+	s     *memTokens
+	name  string
+	burst int64
+}
+
+func (m *memTokens) Tokens(name string, perMinute, burst int64) SharedTokens {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.calls = append(m.calls, "tokens "+name)
+	return &memTokenLimit{m, name, burst}
+}
+
+func (l *memTokenLimit) Reserve(n int64) (func(int64), time.Duration, bool) {
+	l.s.mu.Lock()
+	defer l.s.mu.Unlock()
+	if l.s.spent[l.name]+n > l.burst {
+		return nil, 9 * time.Second, false
+	}
+	l.s.spent[l.name] += n
+	return func(delta int64) {
+		l.s.mu.Lock()
+		defer l.s.mu.Unlock()
+		l.s.spent[l.name] -= delta
+	}, 0, true
+}
+
+func TestTokenLimitsSharedAcrossReplicas(t *testing.T) {
+	t.Parallel()
+	shared := &memTokens{memShared: newMemShared(), spent: map[string]int64{}}
+	replicas := make([]*Registry, 2)
+	for i := range replicas {
+		replicas[i] = &Registry{Shared: shared, Clock: fakeclock.New()}
+		require.NoError(t, replicas[i].Reload(mustParse(t, tokenConfig)))
+	}
+	assert.Contains(t, shared.calls, "tokens alias/single")
+	assert.Contains(t, shared.calls, "tokens key/"+sprintDigest("sk-metered"))
+
+	adm, err := admitTokens(t, replicas[0], "single", "", 700)
+	require.NoError(t, err)
+	_, err = admitTokens(t, replicas[1], "single", "", 700)
+	ae := refusal(t, nil, err, http.StatusTooManyRequests, "rate_limit_exceeded")
+	assert.Equal(t, 9*time.Second, ae.RetryAfter, "the shared limit's wait")
+	adm.SettleTokens(100) // 600 given back, to the shared bucket
+	adm.Close()
+	assert.EqualValues(t, 100, shared.spent["alias/single"])
+	adm, err = admitTokens(t, replicas[1], "single", "", 900)
+	require.NoError(t, err, "the other replica sees the tokens given back")
+	adm.SettleTokens(950) // 50 over its estimate
+	adm.Close()
+	assert.EqualValues(t, 1050, shared.spent["alias/single"], "into debt")
+
+	n := len(shared.calls)
+	require.NoError(t, replicas[0].Reload(mustParse(t, tokenConfig)))
+	assert.Len(t, shared.calls, n, "a reload that keeps the limits asks for none again")
+}
+
+func TestSharedStateWithoutTokensCountsTokensLocally(t *testing.T) {
+	t.Parallel()
+	shared := newMemShared()
+	r := &Registry{Shared: shared, Clock: fakeclock.New()}
+	require.NoError(t, r.Reload(mustParse(t, tokenConfig)))
+	adm, err := admitTokens(t, r, "single", "", 1000)
+	require.NoError(t, err)
+	adm.Close()
+	_, err = admitTokens(t, r, "single", "", 1)
+	refusal(t, nil, err, http.StatusTooManyRequests, "rate_limit_exceeded")
 }

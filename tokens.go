@@ -102,7 +102,8 @@ func (l *TokenLimiter) settle(delta int64) {
 // until its answer's count is known. A nil *TokenReservation settles as a
 // no-op, so callers need not check for one.
 type TokenReservation struct {
-	l        *TokenLimiter
+	l        *TokenLimiter     // the local bucket, or nil
+	settle   func(delta int64) // a shared bucket's settlement, or nil
 	reserved int64
 	settled  atomic.Bool
 }
@@ -125,7 +126,11 @@ func (r *TokenReservation) Settle(used int64) {
 	if r == nil || !r.settled.CompareAndSwap(false, true) {
 		return
 	}
-	if delta := r.reserved - max(used, 0); delta != 0 {
+	delta := r.reserved - max(used, 0)
+	switch {
+	case r.settle != nil:
+		r.settle(delta)
+	case delta != 0:
 		r.l.settle(delta)
 	}
 }
