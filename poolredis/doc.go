@@ -12,7 +12,9 @@
 // server's clock. A held lease is renewed every third of its TTL, so a
 // long stream keeps its slot and a crashed replica's slots come back within
 // the TTL. Rate limits are GCRA in one Lua script, which returns the wait
-// that a 429's Retry-After carries.
+// that a 429's Retry-After carries. Token limits are the same GCRA with a
+// cost: a request reserves its estimate, and its settlement gives back or
+// takes the difference (a Store is a [pool.SharedTokenState]).
 //
 // When Redis is down or slower than [Options].CallTimeout, a Store fails
 // open by default: each replica enforces its share of every limit,
