@@ -18,8 +18,9 @@
 // on it. The strategy is [WeightedRandom] (the zero value): among providers
 // below their concurrency limit, the lowest in-flight/weight, ties broken at
 // random in proportion to weight, so that a cold pool spreads by weight;
-// weight 0 drains a provider. [Priority] takes the first provider, in the
-// order given, with room. A provider at its limit is skipped; when every one
+// weight 0 drains a provider. [TokenAware] weighs the estimated tokens in
+// flight instead of the requests ([SelectIter.SetTokens]). [Priority]
+// takes the first provider, in the order given, with room. A provider at its limit is skipped; when every one
 // is, Select reports false.
 //
 // # The fallback walk

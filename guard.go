@@ -251,6 +251,11 @@ type counterExt struct {
 	// leases maps the guards holding a slot across replicas to the
 	// functions that release it (see selectShared).
 	leases sync.Map
+	// tokens is the estimated tokens of the requests in flight that
+	// token_aware selected, and holds maps each of their guards to its
+	// own estimate, which its closing takes off (see selectTokens).
+	tokens atomic.Int64
+	holds  sync.Map
 }
 
 // extension returns c's counterExt, making it if need be.
@@ -263,12 +268,30 @@ func (c *counter) extension() *counterExt {
 }
 
 // closed does what a guard's closing owes the extension: it frees the
-// probe slot and the shared lease the guard holds, if any.
+// probe slot, the shared lease and the tokens the guard holds, if any.
 func (x *counterExt) closed(g *ConcurrencyGuard) {
 	x.endProbe(g)
 	if release, ok := x.leases.LoadAndDelete(g); ok {
 		release.(func())()
 	}
+	if n, ok := x.holds.LoadAndDelete(g); ok {
+		x.tokens.Add(-n.(int64))
+	}
+}
+
+// holdTokens counts n tokens in flight until g closes.
+func (x *counterExt) holdTokens(g *ConcurrencyGuard, n int64) {
+	x.tokens.Add(n)
+	x.holds.Store(g, n)
+}
+
+// tokensInFlight returns the tokens in flight that token_aware counted
+// on c.
+func (c *counter) tokensInFlight() int64 {
+	if x := c.ext.Load(); x != nil {
+		return x.tokens.Load()
+	}
+	return 0
 }
 
 // claimProbe gives the probe slot to the selection holding g, unless

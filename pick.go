@@ -35,6 +35,8 @@ func (p *ProviderPool) selectExcluding(ex *bitset, w *walk) (Selection, bool) {
 		return p.selectHealthy(ex, w)
 	case pathShared:
 		return p.selectShared(ex, w)
+	case pathTokens:
+		return p.selectTokens(ex, w)
 	}
 	return p.selectWeighted(ex, w)
 }
@@ -54,8 +56,11 @@ func (p *ProviderPool) selectAny(ex *bitset, w *walk) (Selection, bool) {
 	if p.hasShared {
 		return p.selectShared(ex, w)
 	}
-	if p.strategy == Priority {
+	switch p.strategy {
+	case Priority:
 		return p.selectPriority(ex, w)
+	case TokenAware:
+		return p.selectTokens(ex, w)
 	}
 	return p.selectWeighted(ex, w)
 }

@@ -59,6 +59,7 @@ const (
 	pathPriority                   // selectPriority
 	pathHealthy                    // selectHealthy: outlier detection, either strategy
 	pathShared                     // selectShared: limits shared across replicas
+	pathTokens                     // selectTokens: token_aware
 )
 
 // Option configures a ProviderPool built by NewProviderPool. When an option
@@ -171,6 +172,8 @@ func NewProviderPool(providers []*Provider, opts ...Option) (*ProviderPool, erro
 		p.path = pathShared
 	case p.strategy == Priority:
 		p.path = pathPriority
+	case p.strategy == TokenAware:
+		p.path = pathTokens
 	}
 	return p, nil
 }
@@ -222,7 +225,7 @@ func (p *ProviderPool) index(providers []*Provider) []*FieldError {
 func (p *ProviderPool) checkSettings() []*FieldError {
 	var errs []*FieldError
 	if !p.strategy.valid() {
-		errs = append(errs, fieldErr("strategy", "%v is not defined; want WeightedRandom or Priority", p.strategy))
+		errs = append(errs, fieldErr("strategy", "%v is not defined; want WeightedRandom, Priority or TokenAware", p.strategy))
 	}
 	if p.hasFallback {
 		errs = append(errs, checkFallback("fallback", p.fallback)...)

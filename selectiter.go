@@ -44,7 +44,7 @@ func (p *ProviderPool) newSelectIter() SelectIter {
 	return SelectIter{
 		pool:      p,
 		left:      left,
-		replace:   p.hasFallback && p.fallback.WithReplacement && p.strategy == WeightedRandom,
+		replace:   p.hasFallback && p.fallback.WithReplacement && p.strategy != Priority,
 		multiPass: p.hasFallback && p.fallback.MaxAttempts > 0,
 	}
 }
@@ -142,4 +142,13 @@ func (p *ProviderPool) Attempts() iter.Seq[Selection] {
 			}
 		}
 	}
+}
+
+// SetTokens sets the estimated tokens, prompt and completion, of the
+// walk's request: a TokenAware pool weighs its providers by the estimates
+// of the requests they serve, and counts this one on the provider it
+// selects until the selection closes. A request without an estimate counts
+// as 1. Other strategies ignore it. Call it before the first Next.
+func (it *SelectIter) SetTokens(n int64) {
+	it.walk.tokens = n
 }

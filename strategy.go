@@ -12,12 +12,21 @@ const (
 	WeightedRandom LoadBalanceStrategy = iota
 	// Priority picks the first provider, in the order given, that has room.
 	Priority
+	// TokenAware picks the provider with the fewest LLM tokens in flight
+	// per unit of weight: the estimates of the requests it is serving
+	// (see [SelectIter.SetTokens]), so that one long completion weighs
+	// what many short ones do. Ties are broken at random in proportion to
+	// weight, and weight 0 drains, as under WeightedRandom. A pool with
+	// limits shared across replicas weighs requests, not tokens.
+	TokenAware
 )
 
-// strategyNames are the names onwards' config files use.
+// strategyNames are the names config files use: onwards' two, and this
+// library's token_aware.
 var strategyNames = [...]string{
 	WeightedRandom: "weighted_random",
 	Priority:       "priority",
+	TokenAware:     "token_aware",
 }
 
 // valid reports whether s is one of the defined strategies.
@@ -25,7 +34,7 @@ func (s LoadBalanceStrategy) valid() bool {
 	return s >= 0 && int(s) < len(strategyNames)
 }
 
-// String returns the strategy's config name, "weighted_random" or "priority",
+// String returns the strategy's config name, such as "weighted_random",
 // or "LoadBalanceStrategy(N)" for an undefined value.
 func (s LoadBalanceStrategy) String() string {
 	if !s.valid() {
@@ -43,8 +52,8 @@ func (s LoadBalanceStrategy) MarshalText() ([]byte, error) {
 	return []byte(strategyNames[s]), nil
 }
 
-// UnmarshalText sets s from a config name, "weighted_random" or "priority".
-// Any other text is an error that names it.
+// UnmarshalText sets s from a config name: "weighted_random", "priority"
+// or "token_aware". Any other text is an error that names it.
 func (s *LoadBalanceStrategy) UnmarshalText(text []byte) error {
 	for i, name := range strategyNames {
 		if string(text) == name {
@@ -52,5 +61,6 @@ func (s *LoadBalanceStrategy) UnmarshalText(text []byte) error {
 			return nil
 		}
 	}
-	return fmt.Errorf("unknown strategy %q; want %q or %q", text, strategyNames[WeightedRandom], strategyNames[Priority])
+	return fmt.Errorf("unknown strategy %q; want %q, %q or %q", text,
+		strategyNames[WeightedRandom], strategyNames[Priority], strategyNames[TokenAware])
 }

@@ -137,7 +137,6 @@ func TestTokenRateLimitConfig(t *testing.T) {
 	rl := cfg.Targets["pooled"].Pool.RateLimit
 	assert.Equal(t, &RateLimitSpec{RequestsPerSecond: 1000, TokensPerMinute: 600, TokenBurstSize: rl.TokenBurstSize}, rl)
 
-
 	for _, tc := range []struct{ doc, place string }{
 		{`{"targets": {"a": {"url": "https://a.example.com", "rate_limit": {"tokens_per_minute": -1}}}}`,
 			`targets["a"].rate_limit.tokens_per_minute`},

@@ -12,6 +12,16 @@ import (
 type walk struct {
 	rng    uint64 // wyrand state
 	seeded bool   // whether rng has been seeded
+	tokens int64  // the request's estimated tokens, for token_aware; 0: unset
+}
+
+// requestTokens returns the tokens the walk's request is counted as
+// under token_aware: its estimate, or 1 when it has none.
+func (w *walk) requestTokens() int64 {
+	if w == nil || w.tokens < 1 {
+		return 1
+	}
+	return w.tokens
 }
 
 // uint64n returns a uniform random number in [0, n), n > 0.

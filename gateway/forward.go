@@ -33,6 +33,12 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, req *request) 
 	clock := pl.Clock()
 	var last *failure // nil: no provider had room
 	it := pl.SelectIter()
+	if pl.Strategy() == pool.TokenAware {
+		if req.estimate == 0 {
+			req.estimate = EstimateTokens(r.URL.Path, req.body)
+		}
+		it.SetTokens(req.estimate)
+	}
 	for {
 		sel, ok := it.Next()
 		if !ok {

@@ -138,7 +138,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // limits and, for a stream, asks the upstream for the usage to settle
 // them with, which the client then does not see unless it asked too.
 func (h *Handler) reserveTokens(r *http.Request, req *request) *pool.AdmissionError {
-	if err := req.adm.ReserveTokens(EstimateTokens(r.URL.Path, req.body)); err != nil {
+	req.estimate = EstimateTokens(r.URL.Path, req.body)
+	if err := req.adm.ReserveTokens(req.estimate); err != nil {
 		var ae *pool.AdmissionError
 		errors.As(err, &ae) // ReserveTokens returns only *AdmissionError
 		return ae
@@ -162,6 +163,7 @@ type request struct {
 	// answer's usage settles; stripUsage when the gateway asked a stream
 	// for the usage that the client did not.
 	tokens, stripUsage bool
+	estimate           int64 // EstimateTokens of the body, once needed; 0 before
 }
 
 // readRequest reads the body and the model of a request to forward.

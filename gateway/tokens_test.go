@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"testing/iotest"
 	"time"
@@ -223,4 +224,55 @@ func TestTokenLimitCancelledStreamKeepsTheEstimate(t *testing.T) {
 	r.srv.Close() // wait for the handler to finish
 	assert.EqualValues(t, 1000-EstimateTokens("/v1/chat/completions", []byte(body)), tokenBalance(t, r.reg, "a", 1000),
 		"no usage came: the estimate stands")
+}
+
+// holdLong is an upstream that holds a long request (max_tokens 8000) open
+// until release closes, and answers any other at once, counting them.
+type holdLong struct {
+	release chan struct{}
+	held    chan struct{}
+	short   atomic.Int64
+}
+
+func (h *holdLong) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	b, _ := io.ReadAll(r.Body)
+	if !strings.Contains(string(b), `"max_tokens":8000`) {
+		h.short.Add(1)
+		io.WriteString(w, completion("m", "short"))
+		return
+	}
+	w.WriteHeader(http.StatusOK)
+	w.(http.Flusher).Flush()
+	h.held <- struct{}{}
+	select {
+	case <-h.release:
+	case <-r.Context().Done():
+	}
+	io.WriteString(w, completion("m", "long"))
+}
+
+// Under token_aware, the gateway counts each request's estimate on the
+// provider serving it: while a long request is held on one provider, the
+// short ones after it go to the other, which weighted_random would share.
+func TestTokenAwareThroughTheGateway(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	ups := []*holdLong{{release: release, held: make(chan struct{}, 1)}, {release: release, held: make(chan struct{}, 1)}}
+	r := newRig(t, `{"targets": {"a": {"strategy": "token_aware", "providers": [{"url": "$A"}, {"url": "$B"}]}}}`,
+		map[string]http.Handler{"A": ups[0], "B": ups[1]})
+	done := make(chan answer, 1)
+	go func() { done <- r.post("/v1/chat/completions", `{"model":"a","max_tokens":8000}`) }()
+	var free *holdLong
+	select {
+	case <-ups[0].held:
+		free = ups[1]
+	case <-ups[1].held:
+		free = ups[0]
+	}
+	for range 4 {
+		require.Equal(t, http.StatusOK, r.chat("a").status)
+	}
+	assert.EqualValues(t, 4, free.short.Load(), "every short request went to the provider without the long one")
+	close(release)
+	assert.Equal(t, http.StatusOK, (<-done).status)
 }
