@@ -203,7 +203,7 @@ func TestParseConfigErrors(t *testing.T) {
 		{"zero burst", `{"targets": {"a": {"url": "https://a.example.com", "rate_limit": {"requests_per_second": 1, "burst_size": 0}}}}`,
 			[]string{`pool: targets["a"].rate_limit.burst_size: 0; want at least 1`}},
 		{"unknown strategy", `{"targets": {"a": {"strategy": "round_robin", "providers": [{"url": "https://a.example.com"}]}}}`,
-			[]string{`pool: targets["a"].strategy: unknown strategy "round_robin"; want "weighted_random", "priority" or "token_aware"`}},
+			[]string{`pool: targets["a"].strategy: unknown strategy "round_robin"; want "weighted_random", "priority", "token_aware" or "p2c_ewma"`}},
 		{"redirect to itself", `{"targets": {"a": {"url": "https://a.example.com", "routing_rules": [{"match_labels": {}, "action": {"type": "redirect", "target": "a"}}]}}}`,
 			[]string{`pool: targets["a"].routing_rules[0].action.target: redirects "a" to itself`}},
 		{"bad routing action", `{"targets": {"a": {"url": "https://a.example.com", "routing_rules": [{"match_labels": {}, "action": {"type": "allow"}}]}}}`,

@@ -19,8 +19,10 @@
 // below their concurrency limit, the lowest in-flight/weight, ties broken at
 // random in proportion to weight, so that a cold pool spreads by weight;
 // weight 0 drains a provider. [TokenAware] weighs the estimated tokens in
-// flight instead of the requests ([SelectIter.SetTokens]). [Priority]
-// takes the first provider, in the order given, with room. A provider at its limit is skipped; when every one
+// flight instead of the requests ([SelectIter.SetTokens]); [PeakEWMA]
+// draws two providers by weight and takes the one of lower latency times
+// load ([Selection.ReportLatency]). [Priority] takes the first provider,
+// in the order given, with room. A provider at its limit is skipped; when every one
 // is, Select reports false.
 //
 // # The fallback walk

@@ -256,6 +256,9 @@ type counterExt struct {
 	// own estimate, which its closing takes off (see selectTokens).
 	tokens atomic.Int64
 	holds  sync.Map
+	// latency is the provider's time to first byte, a *latency that a
+	// p2c_ewma pool sets (see latencyOf); untyped, as health is.
+	latency atomic.Value
 }
 
 // extension returns c's counterExt, making it if need be.

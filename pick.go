@@ -37,6 +37,8 @@ func (p *ProviderPool) selectExcluding(ex *bitset, w *walk) (Selection, bool) {
 		return p.selectShared(ex, w)
 	case pathTokens:
 		return p.selectTokens(ex, w)
+	case pathP2C:
+		return p.selectP2C(ex, w)
 	}
 	return p.selectWeighted(ex, w)
 }
@@ -61,6 +63,8 @@ func (p *ProviderPool) selectAny(ex *bitset, w *walk) (Selection, bool) {
 		return p.selectPriority(ex, w)
 	case TokenAware:
 		return p.selectTokens(ex, w)
+	case PeakEWMA:
+		return p.selectP2C(ex, w)
 	}
 	return p.selectWeighted(ex, w)
 }

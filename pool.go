@@ -60,6 +60,7 @@ const (
 	pathHealthy                    // selectHealthy: outlier detection, either strategy
 	pathShared                     // selectShared: limits shared across replicas
 	pathTokens                     // selectTokens: token_aware
+	pathP2C                        // selectP2C: p2c_ewma
 )
 
 // Option configures a ProviderPool built by NewProviderPool. When an option
@@ -174,6 +175,8 @@ func NewProviderPool(providers []*Provider, opts ...Option) (*ProviderPool, erro
 		p.path = pathPriority
 	case p.strategy == TokenAware:
 		p.path = pathTokens
+	case p.strategy == PeakEWMA:
+		p.path = pathP2C
 	}
 	return p, nil
 }
@@ -225,7 +228,7 @@ func (p *ProviderPool) index(providers []*Provider) []*FieldError {
 func (p *ProviderPool) checkSettings() []*FieldError {
 	var errs []*FieldError
 	if !p.strategy.valid() {
-		errs = append(errs, fieldErr("strategy", "%v is not defined; want WeightedRandom, Priority or TokenAware", p.strategy))
+		errs = append(errs, fieldErr("strategy", "%v is not defined; want WeightedRandom, Priority, TokenAware or PeakEWMA", p.strategy))
 	}
 	if p.hasFallback {
 		errs = append(errs, checkFallback("fallback", p.fallback)...)

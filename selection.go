@@ -61,6 +61,19 @@ func (s Selection) Report(o Outcome) {
 	}
 }
 
+// ReportLatency tells the pool how long the attempt on this selection
+// took to its first byte: the upstream's response headers, or a stream's
+// first event. A [PeakEWMA] pool weighs its providers by it; other pools
+// ignore it. Report it once the answer has begun, not for attempts that
+// failed (Report those).
+func (s Selection) ReportLatency(d time.Duration) {
+	if c := s.Guard.counter(); c != nil && d >= 0 {
+		if l := c.latencyOf(nil); l != nil {
+			l.observe(d)
+		}
+	}
+}
+
 // CoolDown keeps the provider out of selection for d (capped at
 // [MaxRetryAfter]) while another provider is eligible, as an upstream's
 // Retry-After on a 429 or 503 asks; a cooldown already running is never

@@ -19,6 +19,15 @@ const (
 	// weight, and weight 0 drains, as under WeightedRandom. A pool with
 	// limits shared across replicas weighs requests, not tokens.
 	TokenAware
+	// PeakEWMA is weighted power of two choices over latency: it draws two
+	// providers with room at random in proportion to weight and takes the
+	// one with the lower peak EWMA of time to first byte (reported with
+	// [Selection.ReportLatency]) times its requests in flight plus one,
+	// per unit of weight. A provider that joins the pool, or returns from
+	// an outlier ejection, starts at a tenth of its weight and ramps up
+	// over [SlowStart]. Config name "p2c_ewma". A pool with limits shared
+	// across replicas weighs requests, as weighted_random does.
+	PeakEWMA
 )
 
 // strategyNames are the names config files use: onwards' two, and this
@@ -27,6 +36,7 @@ var strategyNames = [...]string{
 	WeightedRandom: "weighted_random",
 	Priority:       "priority",
 	TokenAware:     "token_aware",
+	PeakEWMA:       "p2c_ewma",
 }
 
 // valid reports whether s is one of the defined strategies.
@@ -52,8 +62,8 @@ func (s LoadBalanceStrategy) MarshalText() ([]byte, error) {
 	return []byte(strategyNames[s]), nil
 }
 
-// UnmarshalText sets s from a config name: "weighted_random", "priority"
-// or "token_aware". Any other text is an error that names it.
+// UnmarshalText sets s from a config name: "weighted_random", "priority",
+// "token_aware" or "p2c_ewma". Any other text is an error that names it.
 func (s *LoadBalanceStrategy) UnmarshalText(text []byte) error {
 	for i, name := range strategyNames {
 		if string(text) == name {
@@ -61,6 +71,6 @@ func (s *LoadBalanceStrategy) UnmarshalText(text []byte) error {
 			return nil
 		}
 	}
-	return fmt.Errorf("unknown strategy %q; want %q, %q or %q", text,
-		strategyNames[WeightedRandom], strategyNames[Priority], strategyNames[TokenAware])
+	return fmt.Errorf("unknown strategy %q; want %q, %q, %q or %q", text,
+		strategyNames[WeightedRandom], strategyNames[Priority], strategyNames[TokenAware], strategyNames[PeakEWMA])
 }

@@ -128,7 +128,9 @@ func (h *Handler) try(w http.ResponseWriter, r *http.Request, req *request, sel 
 		cancel(nil)
 		return &failure{own: errUnreachable()}, 0, err
 	}
-	resp, err := send(sender{client: h.Client, rt: h.Transport}, up, cancel, t.RequestTimeout, req.adm.Pool.Clock())
+	clock := req.adm.Pool.Clock()
+	start := clock.Now()
+	resp, err := send(sender{client: h.Client, rt: h.Transport}, up, cancel, t.RequestTimeout, clock)
 	switch {
 	case errors.Is(err, ErrUpstreamTimeout):
 		return &failure{own: errTimeout()}, 0, err
@@ -138,6 +140,7 @@ func (h *Handler) try(w http.ResponseWriter, r *http.Request, req *request, sel 
 		return &failure{own: errUnreachable()}, 0, err
 	}
 	defer resp.Body.Close()
+	sel.ReportLatency(clock.Now().Sub(start)) // to the headers: p2c_ewma weighs by it
 	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
 		if wait, ok := RetryAfter(resp.Header, req.adm.Pool.Clock().Now()); ok {
 			sel.CoolDown(wait)

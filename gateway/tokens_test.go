@@ -276,3 +276,37 @@ func TestTokenAwareThroughTheGateway(t *testing.T) {
 	close(release)
 	assert.Equal(t, http.StatusOK, (<-done).status)
 }
+
+// slowHeaders is an upstream that moves a fake clock on by delay before it
+// sends its headers, so that the gateway measures that time to first byte.
+type slowHeaders struct {
+	clock *fakeclock.Clock
+	delay time.Duration
+	calls atomic.Int64
+}
+
+func (s *slowHeaders) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	io.Copy(io.Discard, r.Body)
+	s.calls.Add(1)
+	s.clock.Advance(s.delay)
+	io.WriteString(w, completion("m", "hi"))
+}
+
+// Under p2c_ewma, the gateway reports each attempt's time to its headers:
+// once both providers have answered, the requests go to the faster one.
+func TestPeakEWMAThroughTheGateway(t *testing.T) {
+	t.Parallel()
+	clock := fakeclock.New()
+	slow, fast := &slowHeaders{clock: clock, delay: 200 * time.Millisecond}, &slowHeaders{clock: clock, delay: time.Millisecond}
+	r := newRigClock(t, `{"targets": {"a": {"strategy": "p2c_ewma", "providers": [{"url": "$S"}, {"url": "$F"}]}}}`,
+		map[string]http.Handler{"S": slow, "F": fast}, clock)
+	for i := 0; slow.calls.Load() == 0 || fast.calls.Load() == 0; i++ {
+		require.Less(t, i, 100, "both providers answer within 100 requests")
+		require.Equal(t, http.StatusOK, r.chat("a").status)
+	}
+	before := fast.calls.Load()
+	for range 10 {
+		require.Equal(t, http.StatusOK, r.chat("a").status)
+	}
+	assert.EqualValues(t, before+10, fast.calls.Load(), "every request after went to the faster provider")
+}
