@@ -316,8 +316,8 @@ type PoolSpec struct {
 	// Keys may call the alias, by key or by key-definition name.
 	Keys []string `json:"keys,omitempty"`
 	// Strategy is "weighted_random" (the default), "priority", or one of
-	// this library's: "token_aware" ([TokenAware]) or "p2c_ewma"
-	// ([PeakEWMA]).
+	// this library's: "token_aware" ([TokenAware]), "p2c_ewma"
+	// ([PeakEWMA]) or "round_robin" ([RoundRobin]).
 	Strategy string `json:"strategy,omitempty"`
 	// RateLimit limits requests to the alias as a whole. Nil: none.
 	RateLimit *RateLimitSpec `json:"rate_limit,omitempty"`

@@ -22,7 +22,7 @@
 // flight instead of the requests ([SelectIter.SetTokens]); [PeakEWMA]
 // draws two providers by weight and takes the one of lower latency times
 // load ([Selection.ReportLatency]). [Priority] takes the first provider,
-// in the order given, with room. A provider at its limit is skipped; when every one
+// in the order given, with room; [RoundRobin] takes them in turn. A provider at its limit is skipped; when every one
 // is, Select reports false.
 //
 // # The fallback walk

@@ -71,7 +71,7 @@ func TestNewProviderPoolReportsEveryProblem(t *testing.T) {
 	assert.Equal(t, []string{
 		"pool: providers[0]: provider is nil",
 		"pool: providers[1].target.url: target has no URL; build targets with NewTarget",
-		"pool: strategy: LoadBalanceStrategy(-1) is not defined; want WeightedRandom, Priority, TokenAware or PeakEWMA",
+		"pool: strategy: LoadBalanceStrategy(-1) is not defined; want WeightedRandom, Priority, TokenAware, PeakEWMA or RoundRobin",
 		"pool: fallback.max_attempts: -3 is negative; want 0 (one attempt per provider) or more",
 	}, lines)
 }

@@ -39,6 +39,8 @@ func (p *ProviderPool) selectExcluding(ex *bitset, w *walk) (Selection, bool) {
 		return p.selectTokens(ex, w)
 	case pathP2C:
 		return p.selectP2C(ex, w)
+	case pathRoundRobin:
+		return p.selectRoundRobin(ex)
 	}
 	return p.selectWeighted(ex, w)
 }
@@ -65,6 +67,8 @@ func (p *ProviderPool) selectAny(ex *bitset, w *walk) (Selection, bool) {
 		return p.selectTokens(ex, w)
 	case PeakEWMA:
 		return p.selectP2C(ex, w)
+	case RoundRobin:
+		return p.selectRoundRobin(ex)
 	}
 	return p.selectWeighted(ex, w)
 }
@@ -85,6 +89,28 @@ func (p *ProviderPool) selectPriority(ex *bitset, w *walk) (Selection, bool) {
 				g = c.guardOffBlock(t)
 			}
 			return Selection{Index: i, Target: e.target, Guard: g}, true
+		}
+	}
+	return Selection{}, false
+}
+
+// selectRoundRobin takes, from the pool's next turn on, the first provider
+// outside ex with room and a weight above 0.
+func (p *ProviderPool) selectRoundRobin(ex *bitset) (Selection, bool) {
+	n := uint64(len(p.entries))
+	if n == 0 {
+		return Selection{}, false
+	}
+	start := p.turn.Add(1) - 1
+	for k := range n {
+		i := int((start + k) % n)
+		e := &p.entries[i]
+		if e.weight == 0 || ex.has(i) {
+			continue
+		}
+		c := e.lim.ctr.Load()
+		if t, ok := c.take(e.max); ok {
+			return Selection{Index: i, Target: e.target, Guard: c.guard(t)}, true
 		}
 	}
 	return Selection{}, false

@@ -38,6 +38,8 @@ type ProviderPool struct {
 	moves       atomic.Uint64     // counterMoves when entries' counters were read
 	hasShared   bool              // some provider's limit is shared across replicas
 	path        selectPath        // which of the selections a Select takes
+	seed        func() uint64     // seeds each SelectIter's random numbers; nil: math/rand/v2
+	turn        atomic.Uint64     // round_robin's next turn
 }
 
 // entry is what selection reads of a provider, laid out contiguously so that
@@ -55,12 +57,13 @@ type entry struct {
 type selectPath uint8
 
 const (
-	pathWeighted selectPath = iota // selectWeighted: the zero value
-	pathPriority                   // selectPriority
-	pathHealthy                    // selectHealthy: outlier detection, either strategy
-	pathShared                     // selectShared: limits shared across replicas
-	pathTokens                     // selectTokens: token_aware
-	pathP2C                        // selectP2C: p2c_ewma
+	pathWeighted   selectPath = iota // selectWeighted: the zero value
+	pathPriority                     // selectPriority
+	pathHealthy                      // selectHealthy: outlier detection, either strategy
+	pathShared                       // selectShared: limits shared across replicas
+	pathTokens                       // selectTokens: token_aware
+	pathP2C                          // selectP2C: p2c_ewma
+	pathRoundRobin                   // selectRoundRobin: round_robin
 )
 
 // Option configures a ProviderPool built by NewProviderPool. When an option
@@ -128,6 +131,16 @@ func WithClock(c Clock) Option {
 	return func(p *ProviderPool) { p.clock = c }
 }
 
+// WithRandomSource seeds the random numbers of each [SelectIter] and
+// [ProviderPool.Attempts] walk from src, so that a simulation or a test
+// that walks the pool from one goroutine repeats exactly. src must be safe
+// for simultaneous use if the pool is walked by several goroutines at
+// once. Select, outside a walk, keeps the shared source of math/rand/v2.
+// Nil or absent: math/rand/v2 for everything.
+func WithRandomSource(src func() uint64) Option {
+	return func(p *ProviderPool) { p.seed = src }
+}
+
 // WithRoutingRules sets the rules evaluated, in order, against the labels
 // of the caller's API key. The pool keeps its own copy.
 func WithRoutingRules(rules ...RoutingRule) Option {
@@ -177,6 +190,8 @@ func NewProviderPool(providers []*Provider, opts ...Option) (*ProviderPool, erro
 		p.path = pathTokens
 	case p.strategy == PeakEWMA:
 		p.path = pathP2C
+	case p.strategy == RoundRobin:
+		p.path = pathRoundRobin
 	}
 	return p, nil
 }
@@ -228,7 +243,7 @@ func (p *ProviderPool) index(providers []*Provider) []*FieldError {
 func (p *ProviderPool) checkSettings() []*FieldError {
 	var errs []*FieldError
 	if !p.strategy.valid() {
-		errs = append(errs, fieldErr("strategy", "%v is not defined; want WeightedRandom, Priority, TokenAware or PeakEWMA", p.strategy))
+		errs = append(errs, fieldErr("strategy", "%v is not defined; want WeightedRandom, Priority, TokenAware, PeakEWMA or RoundRobin", p.strategy))
 	}
 	if p.hasFallback {
 		errs = append(errs, checkFallback("fallback", p.fallback)...)

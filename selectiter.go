@@ -41,12 +41,16 @@ func (p *ProviderPool) newSelectIter() SelectIter {
 	if p.hasFallback && p.fallback.MaxAttempts > 0 {
 		left = p.fallback.MaxAttempts
 	}
-	return SelectIter{
+	it := SelectIter{
 		pool:      p,
 		left:      left,
 		replace:   p.hasFallback && p.fallback.WithReplacement && p.strategy != Priority,
 		multiPass: p.hasFallback && p.fallback.MaxAttempts > 0,
 	}
+	if p.seed != nil {
+		it.walk.rng, it.walk.seeded = p.seed(), true
+	}
+	return it
 }
 
 // Next returns the next selection and true, or false when the walk is over.

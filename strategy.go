@@ -28,6 +28,11 @@ const (
 	// over [SlowStart]. Config name "p2c_ewma". A pool with limits shared
 	// across replicas weighs requests, as weighted_random does.
 	PeakEWMA
+	// RoundRobin takes the providers in turn, skipping those at their
+	// limit and those of weight 0; other weights are not weighed. Config
+	// name "round_robin". It is the baseline of the strategy simulator
+	// (bench/sim), and what many proxies do by default.
+	RoundRobin
 )
 
 // strategyNames are the names config files use: onwards' two, and this
@@ -37,6 +42,7 @@ var strategyNames = [...]string{
 	Priority:       "priority",
 	TokenAware:     "token_aware",
 	PeakEWMA:       "p2c_ewma",
+	RoundRobin:     "round_robin",
 }
 
 // valid reports whether s is one of the defined strategies.
@@ -63,7 +69,8 @@ func (s LoadBalanceStrategy) MarshalText() ([]byte, error) {
 }
 
 // UnmarshalText sets s from a config name: "weighted_random", "priority",
-// "token_aware" or "p2c_ewma". Any other text is an error that names it.
+// "token_aware", "p2c_ewma" or "round_robin". Any other text is an error
+// that names it.
 func (s *LoadBalanceStrategy) UnmarshalText(text []byte) error {
 	for i, name := range strategyNames {
 		if string(text) == name {
@@ -71,6 +78,6 @@ func (s *LoadBalanceStrategy) UnmarshalText(text []byte) error {
 			return nil
 		}
 	}
-	return fmt.Errorf("unknown strategy %q; want %q, %q, %q or %q", text,
-		strategyNames[WeightedRandom], strategyNames[Priority], strategyNames[TokenAware], strategyNames[PeakEWMA])
+	return fmt.Errorf("unknown strategy %q; want %q, %q, %q, %q or %q", text, strategyNames[WeightedRandom],
+		strategyNames[Priority], strategyNames[TokenAware], strategyNames[PeakEWMA], strategyNames[RoundRobin])
 }

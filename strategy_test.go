@@ -13,7 +13,9 @@ func TestLoadBalanceStrategyText(t *testing.T) {
 	var zero LoadBalanceStrategy
 	assert.Equal(t, WeightedRandom, zero, "the zero value is weighted_random")
 
-	for s, name := range map[LoadBalanceStrategy]string{WeightedRandom: "weighted_random", Priority: "priority"} {
+	for s, name := range map[LoadBalanceStrategy]string{
+		WeightedRandom: "weighted_random", Priority: "priority", TokenAware: "token_aware", PeakEWMA: "p2c_ewma", RoundRobin: "round_robin",
+	} {
 		assert.Equal(t, name, s.String())
 		text, err := s.MarshalText()
 		require.NoError(t, err)
@@ -27,7 +29,7 @@ func TestLoadBalanceStrategyText(t *testing.T) {
 	_, err := LoadBalanceStrategy(7).MarshalText()
 	assert.Error(t, err)
 
-	for _, bad := range []string{"", "round_robin", "Priority", "weighted-random"} {
+	for _, bad := range []string{"", "least_busy", "Round_Robin", "Priority", "weighted-random"} {
 		s := Priority
 		err := s.UnmarshalText([]byte(bad))
 		require.Error(t, err, "%q", bad)
