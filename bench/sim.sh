@@ -38,7 +38,7 @@ set ylabel "seconds"
 set style data histograms
 set style histogram clustered gap 1
 set style fill solid 0.85 border -1
-set key top left
+set key top right
 set grid ytics
 set yrange [0:*]
 plot "$out/sim.dat" using 2:xtic(1) title "completion p99", "" using 3 title "time to first token p99"
