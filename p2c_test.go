@@ -162,3 +162,43 @@ func TestRamp(t *testing.T) {
 	assert.InDelta(t, 0.5, ramp(start, start+int64(SlowStart/2)), 1e-12)
 	assert.Equal(t, 1.0, ramp(start, start+int64(2*SlowStart)))
 }
+
+func TestPeakEWMASlowStartAfterAnEjection(t *testing.T) {
+	t.Parallel()
+	p, clock := outlierPool(t, 2, OutlierDetection{ConsecutiveFailures: 1, BaseEjection: 10 * time.Second, MaxEjectionPercent: 50},
+		WithStrategy(PeakEWMA))
+	warm(t, p, 0, 10*time.Millisecond)
+	warm(t, p, 1, 10*time.Millisecond)
+	clock.Advance(SlowStart) // both at full weight
+	for {
+		s, ok := p.Select()
+		require.True(t, ok)
+		i := s.Index
+		if i == 0 {
+			s.Report(Failure) // ejected for 10 s
+		}
+		s.Close()
+		if i == 0 {
+			break
+		}
+	}
+	clock.Advance(10 * time.Second) // the ejection ends: slow start from here
+	for range 200 {
+		s, ok := p.Select()
+		require.True(t, ok)
+		assert.Equal(t, 1, s.Index, "back from its ejection at a tenth of its weight, provider 0 costs ten times as much")
+		s.Report(Success)
+		s.Close()
+	}
+	clock.Advance(SlowStart)
+	picked := 0
+	for range 200 {
+		s, _ := p.Select()
+		if s.Index == 0 {
+			picked++
+			s.Report(Success)
+		}
+		s.Close()
+	}
+	assert.Positive(t, picked, "at full weight again, it is picked")
+}

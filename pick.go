@@ -29,6 +29,8 @@ func (p *ProviderPool) selectExcluding(ex *bitset, w *walk) (Selection, bool) {
 		p.rereadCounters(m)
 	}
 	switch p.path {
+	case pathWeighted: // the default, first
+		return p.selectWeighted(ex, w)
 	case pathPriority:
 		return p.selectPriority(ex, w)
 	case pathHealthy:

@@ -41,16 +41,13 @@ func (p *ProviderPool) newSelectIter() SelectIter {
 	if p.hasFallback && p.fallback.MaxAttempts > 0 {
 		left = p.fallback.MaxAttempts
 	}
-	it := SelectIter{
+	return SelectIter{
 		pool:      p,
 		left:      left,
 		replace:   p.hasFallback && p.fallback.WithReplacement && p.strategy != Priority,
 		multiPass: p.hasFallback && p.fallback.MaxAttempts > 0,
+		walk:      walk{seed: p.seed},
 	}
-	if p.seed != nil {
-		it.walk.rng, it.walk.seeded = p.seed(), true
-	}
-	return it
 }
 
 // Next returns the next selection and true, or false when the walk is over.

@@ -13,6 +13,8 @@ type walk struct {
 	rng    uint64 // wyrand state
 	seeded bool   // whether rng has been seeded
 	tokens int64  // the request's estimated tokens, for token_aware; 0: unset
+	// seed seeds rng at its first use (WithRandomSource); nil: math/rand/v2.
+	seed func() uint64
 }
 
 // requestTokens returns the tokens the walk's request is counted as
@@ -30,9 +32,18 @@ func (w *walk) uint64n(n uint64) uint64 {
 		return boundedRand(rand.Uint64, n)
 	}
 	if !w.seeded {
-		w.rng, w.seeded = rand.Uint64(), true
+		w.rng, w.seeded = w.firstSeed(), true
 	}
 	return boundedRand(w.next, n)
+}
+
+// firstSeed is the seed of the walk's random numbers: from its source, if
+// it has one, else from math/rand/v2.
+func (w *walk) firstSeed() uint64 {
+	if w.seed != nil {
+		return w.seed()
+	}
+	return rand.Uint64()
 }
 
 // next steps the walk's wyrand (Wang Yi), a 64-bit generator that passes
