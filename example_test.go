@@ -259,3 +259,36 @@ func ExampleWithOutlierDetection() {
 	// request 2 -> b.example.com
 	// request 3 -> b.example.com
 }
+
+// A token limit: a request reserves its estimate, its answer's usage
+// settles it, and a request the bucket does not hold is refused with the
+// wait until it will.
+func ExampleAdmission_ReserveTokens() {
+	cfg, err := pool.ParseConfig([]byte(`{"targets": {"chat": {"url": "https://api.example.com/v1",
+	  "rate_limit": {"tokens_per_minute": 1000}}}}`))
+	if err != nil {
+		log.Fatal(err)
+	}
+	reg, err := pool.NewRegistry(cfg)
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, used := range []int64{120, 0} {
+		adm, err := reg.Admit("chat", "")
+		if err != nil {
+			log.Fatal(err)
+		}
+		if err := adm.ReserveTokens(900); err != nil { // e.g. gateway.EstimateTokens of the body
+			ae := err.(*pool.AdmissionError)
+			fmt.Printf("refused: %d %s, Retry-After: %s\n", ae.Status, ae.Code, pool.RetryAfterSeconds(ae.RetryAfter))
+			adm.Close()
+			continue
+		}
+		fmt.Println("admitted; the answer used", used)
+		adm.SettleTokens(used) // the answer's usage.total_tokens
+		adm.Close()
+	}
+	// Output:
+	// admitted; the answer used 120
+	// refused: 429 rate_limit_exceeded, Retry-After: 2
+}
