@@ -40,6 +40,25 @@ func (p *ProviderPool) selectWeighted(ex *bitset, w *walk) (Selection, bool) {
 	}
 }
 
+// selectBy takes a slot on the provider that pick returns from among
+// those outside ex (-1: none), and picks again without a provider that
+// filled up since pick looked: the loop of selectWeighted, which writes
+// it out for its speed, for the strategies that need not.
+func (p *ProviderPool) selectBy(ex *bitset, pick func(ex *bitset) int) (Selection, bool) {
+	for {
+		i := pick(ex)
+		if i < 0 {
+			return Selection{}, false
+		}
+		e := &p.entries[i]
+		c := e.lim.ctr.Load()
+		if t, ok := c.take(e.max); ok {
+			return Selection{Index: i, Target: e.target, Guard: c.guard(t)}, true
+		}
+		ex = ex.with(i)
+	}
+}
+
 // leastLoaded returns the index of the provider outside ex with the lowest
 // in-flight/weight among those with room and a weight above 0, ties broken
 // at random in proportion to weight; or -1 if there is none.

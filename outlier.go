@@ -85,6 +85,19 @@ type health struct {
 	healthySince int64 // Unix ns since when k decays
 }
 
+// healthOf returns the outlier state of c's provider, or nil when no pool
+// with outlier detection has set one.
+func healthOf(c *counter) *health {
+	if c == nil {
+		return nil
+	}
+	if x := c.ext.Load(); x != nil {
+		h, _ := x.health.Load().(*health)
+		return h
+	}
+	return nil
+}
+
 // state is what selection may do with a provider now.
 type state int
 

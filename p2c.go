@@ -7,20 +7,7 @@ package pool
 // one of lower latency times load, and takes its slot.
 func (p *ProviderPool) selectP2C(ex *bitset, w *walk) (Selection, bool) {
 	now := p.clock.Now().UnixNano()
-	for {
-		i := p.twoChoices(ex, w, now)
-		if i < 0 {
-			return Selection{}, false
-		}
-		e := &p.entries[i]
-		c := e.lim.ctr.Load()
-		t, ok := c.take(e.max)
-		if !ok { // filled up since the scan: choose again without it
-			ex = ex.with(i)
-			continue
-		}
-		return Selection{Index: i, Target: e.target, Guard: c.guard(t)}, true
-	}
+	return p.selectBy(ex, func(ex *bitset) int { return p.twoChoices(ex, w, now) })
 }
 
 // candidate is a provider that p2c_ewma may pick, as twoChoices sees it.
@@ -71,7 +58,7 @@ func (p *ProviderPool) candidates(cands []candidate, ex *bitset, now int64) (_ [
 		}
 		l := c.latencyOf(p.clock)
 		start := l.since
-		if h, _ := l.healthOf(c); h != nil {
+		if h := healthOf(c); h != nil {
 			start = max(start, min(h.until.Load(), now))
 		}
 		cd := candidate{i: i, weight: float64(e.weight) * ramp(start, now), avg: l.average(), load: float64(held)}
@@ -86,16 +73,6 @@ func (p *ProviderPool) candidates(cands []candidate, ex *bitset, now int64) (_ [
 		mean = sum / float64(sampled)
 	}
 	return cands, total, mean
-}
-
-// healthOf returns the outlier state of c's provider, if a pool with
-// outlier detection set one.
-func (l *latency) healthOf(c *counter) (*health, bool) {
-	if x := c.ext.Load(); x != nil {
-		h, ok := x.health.Load().(*health)
-		return h, ok && h != nil
-	}
-	return nil, false
 }
 
 // drawWeighted returns the index in cands, other than skip (-1: none), of

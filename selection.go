@@ -31,15 +31,7 @@ func (s Selection) Panic() bool {
 // health returns the outlier state of the selection's provider, and the
 // detector it answers to, or nils without outlier detection.
 func (s Selection) health() (*health, *detector) {
-	c := s.Guard.counter()
-	if c == nil {
-		return nil, nil
-	}
-	x := c.ext.Load()
-	if x == nil {
-		return nil, nil
-	}
-	h, _ := x.health.Load().(*health)
+	h := healthOf(s.Guard.counter())
 	if h == nil {
 		return nil, nil
 	}

@@ -146,10 +146,8 @@ func (pr *Provider) snapshot(i int, now time.Time) ProviderSnapshot {
 	for o := Success; o < numOutcomes; o++ {
 		ps.Attempts[o.String()] = c.attempts[o].Load()
 	}
-	if x := c.ext.Load(); x != nil {
-		if h, _ := x.health.Load().(*health); h != nil {
-			h.describe(&ps, now.UnixNano())
-		}
+	if h := healthOf(c); h != nil {
+		h.describe(&ps, now.UnixNano())
 	}
 	return ps
 }

@@ -10,23 +10,11 @@ import "math/bits"
 // flight per unit of weight, takes its slot, and counts the request's
 // tokens on it until the guard closes.
 func (p *ProviderPool) selectTokens(ex *bitset, w *walk) (Selection, bool) {
-	n := w.requestTokens()
-	for {
-		i := p.fewestTokens(ex, w)
-		if i < 0 {
-			return Selection{}, false
-		}
-		e := &p.entries[i]
-		c := e.lim.ctr.Load()
-		t, ok := c.take(e.max)
-		if !ok { // filled up since the scan: choose again without it
-			ex = ex.with(i)
-			continue
-		}
-		g := c.guard(t)
-		c.extension().holdTokens(g, n)
-		return Selection{Index: i, Target: e.target, Guard: g}, true
+	sel, ok := p.selectBy(ex, func(ex *bitset) int { return p.fewestTokens(ex, w) })
+	if ok {
+		sel.Guard.counter().extension().holdTokens(sel.Guard, w.requestTokens())
 	}
+	return sel, ok
 }
 
 // fewestTokens returns the provider outside ex, of weight above 0 and with

@@ -35,7 +35,7 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, req *request) 
 	it := pl.SelectIter()
 	if pl.Strategy() == pool.TokenAware {
 		if req.estimate == 0 {
-			req.estimate = EstimateTokens(r.URL.Path, req.body)
+			req.estimate = estimateTokens(r.URL.Path, req.body, req.valid)
 		}
 		it.SetTokens(req.estimate)
 	}

@@ -138,10 +138,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // limits and, for a stream, asks the upstream for the usage to settle
 // them with, which the client then does not see unless it asked too.
 func (h *Handler) reserveTokens(r *http.Request, req *request) *pool.AdmissionError {
-	req.estimate = EstimateTokens(r.URL.Path, req.body)
+	req.estimate = estimateTokens(r.URL.Path, req.body, req.valid)
 	if err := req.adm.ReserveTokens(req.estimate); err != nil {
 		var ae *pool.AdmissionError
-		errors.As(err, &ae) // ReserveTokens returns only *AdmissionError
+		if !errors.As(err, &ae) {
+			ae = apiError(http.StatusInternalServerError, "internal_error", "server_error", "The request could not be admitted.")
+		}
 		return ae
 	}
 	req.tokens = true

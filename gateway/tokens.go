@@ -26,12 +26,18 @@ const bytesPerToken = 4
 // /embeddings) has no completion. The answer's usage settles the
 // reservation, so an estimate needs only to be of the right size.
 func EstimateTokens(path string, body []byte) int64 {
+	return estimateTokens(path, body, validJSON(body))
+}
+
+// estimateTokens is EstimateTokens for a body whose validity as JSON is
+// known, as the Handler knows it.
+func estimateTokens(path string, body []byte, valid bool) int64 {
 	prompt := int64(len(body)+bytesPerToken-1) / bytesPerToken
 	if strings.HasSuffix(strings.TrimSuffix(path, "/"), "/embeddings") {
 		return prompt
 	}
 	completion := int64(DefaultCompletionEstimate)
-	if validJSON(body) {
+	if valid {
 		if n, ok := intMember(body, "max_completion_tokens"); ok {
 			completion = n
 		} else if n, ok := intMember(body, "max_tokens"); ok {

@@ -2,6 +2,7 @@ package poolredis
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"strconv"
 	"time"
@@ -33,6 +34,28 @@ redis.call('SET', KEYS[1], tostring(new_tat), 'PX', math.ceil((new_tat - now) * 
 return {1, "0"}
 `)
 
+// gcraResult reads what gcraScript and tokensScript return: whether the
+// request was allowed, and the wait until it would be. A reply of another
+// shape (a server that is not Redis, a script changed under us) is an
+// error, treated as Redis being unreachable.
+func gcraResult(res []any) (ok bool, wait time.Duration, err error) {
+	var allowed int64
+	var secs string
+	if len(res) == 2 {
+		allowed, ok = res[0].(int64)
+		if ok {
+			secs, ok = res[1].(string)
+		}
+	}
+	if !ok {
+		return false, 0, fmt.Errorf("poolredis: unexpected reply %v from the rate script", res)
+	}
+	if s, perr := strconv.ParseFloat(secs, 64); perr == nil && s > 0 {
+		wait = time.Duration(math.Ceil(s * float64(time.Second)))
+	}
+	return allowed == 1, wait, nil
+}
+
 // rate is a token bucket of Redis, as GCRA.
 type rate struct {
 	s     *Store
@@ -59,11 +82,8 @@ func (r *rate) Allow() (bool, time.Duration) {
 		if err != nil {
 			return err
 		}
-		ok = res[0].(int64) == 1
-		if secs, perr := strconv.ParseFloat(res[1].(string), 64); perr == nil && secs > 0 {
-			wait = time.Duration(math.Ceil(secs * float64(time.Second)))
-		}
-		return nil
+		ok, wait, err = gcraResult(res)
+		return err
 	})
 	switch {
 	case err == nil:

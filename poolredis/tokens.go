@@ -2,7 +2,6 @@ package poolredis
 
 import (
 	"context"
-	"math"
 	"strconv"
 	"sync"
 	"time"
@@ -93,11 +92,8 @@ func (l *tokens) run(cost int64, settle bool) (ok bool, wait time.Duration, err 
 		if err != nil {
 			return err
 		}
-		ok = res[0].(int64) == 1
-		if secs, perr := strconv.ParseFloat(res[1].(string), 64); perr == nil && secs > 0 {
-			wait = time.Duration(math.Ceil(secs * float64(time.Second)))
-		}
-		return nil
+		ok, wait, err = gcraResult(res)
+		return err
 	})
 	return ok, wait, err
 }
