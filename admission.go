@@ -28,6 +28,10 @@ type Admission struct {
 	tokens   [2]tokenReserver     // pool and key token limits; nil where none
 	reserved [2]*TokenReservation // what ReserveTokens took of them
 	closed   atomic.Bool
+
+	inflight        *inflightState // the named alias's in-flight limits; nil: none
+	inflightHeld    bool           // HoldInflight was called
+	inflightRelease func()         // frees what HoldInflight took; nil: nothing
 }
 
 // Close releases every slot the admission took, exactly once; later and
@@ -47,6 +51,9 @@ func (a *Admission) Close() error {
 
 // release frees every slot taken.
 func (a *Admission) release() {
+	if a.inflightRelease != nil {
+		a.inflightRelease()
+	}
 	for i, g := range a.guards {
 		g.Close()
 		if r := a.releases[i]; r != nil {
@@ -148,7 +155,7 @@ func (r *Registry) Admit(alias, bearerToken string) (*Admission, error) {
 		return nil, &AdmissionError{Status: http.StatusServiceUnavailable, Code: "no_providers", Type: "server_error",
 			Message: fmt.Sprintf("The model %q has no providers configured; try again later.", alias)}
 	}
-	adm := &Admission{Alias: alias, Pool: a.pool, Labels: labels}
+	adm := &Admission{Alias: alias, Pool: a.pool, Labels: labels, inflight: asked.inflight}
 	if err := adm.takeLimits(a, key); err != nil {
 		a.pool.stats.refuse(err.Code)
 		return nil, err
@@ -286,4 +293,77 @@ func concurrencyLimited(msg string, wait time.Duration) *AdmissionError {
 func RetryAfterSeconds(d time.Duration) string {
 	secs := (d + time.Second - 1) / time.Second
 	return strconv.FormatInt(int64(max(secs, 1)), 10)
+}
+
+// InflightCount returns the realtime requests of account in flight on
+// alias in this process, counted by its in-flight limit (0 when the alias
+// has none).
+func (r *Registry) InflightCount(alias, account string) int64 {
+	s := r.snap.Load()
+	if s == nil {
+		return 0
+	}
+	a, ok := s.pools[alias]
+	if !ok || a.inflight == nil {
+		return 0
+	}
+	return a.inflight.count(account)
+}
+
+// HoldInflight takes the request's slot on the in-flight limits of the
+// alias it named (its inflight_limit and account_inflight_limits for a
+// realtime request, its batch_inflight_limit for a dispatched one), even
+// when a routing rule redirected it, as onwards counts it. The slot is
+// held until Close, across every attempt. A realtime request's account is
+// its key's "account" label; a key without one is not counted.
+//
+// A refusal is a 429 inflight_limit_exceeded, or for a dispatched request
+// a 529 batch_capacity_exceeded, both with a Retry-After of 1 s. Call it
+// once, after Admit; later calls take nothing.
+func (a *Admission) HoldInflight(dispatched bool) error {
+	if a == nil || a.inflight == nil || a.inflightHeld {
+		return nil
+	}
+	a.inflightHeld = true
+	account := a.Labels[AccountLabel]
+	release, ok := a.inflight.take(account, dispatched)
+	if !ok {
+		err := a.inflightRefusal(account, dispatched)
+		a.Pool.stats.refuse(err.Code)
+		return err
+	}
+	a.inflightRelease = release
+	return nil
+}
+
+// inflightRefusal is the error of a request that an in-flight limit
+// refused.
+func (a *Admission) inflightRefusal(account string, dispatched bool) *AdmissionError {
+	alias := a.inflight.alias
+	if dispatched {
+		return &AdmissionError{Status: 529, Code: "batch_capacity_exceeded", Type: "overloaded_error", RetryAfter: InflightRetryAfter,
+			Message: fmt.Sprintf("The model %q has its dispatched requests at capacity; retry later.", alias)}
+	}
+	return &AdmissionError{Status: http.StatusTooManyRequests, Code: "inflight_limit_exceeded", Type: "rate_limit_error", RetryAfter: InflightRetryAfter,
+		Message: fmt.Sprintf("Your account has %d requests in flight on the model %q, its limit; retry when one finishes.",
+			a.inflight.limitFor(account), alias)}
+}
+
+// InflightLimit returns the in-flight limit that applies to the request's
+// account on the alias it named, and false when none does.
+func (a *Admission) InflightLimit() (int64, bool) {
+	if a == nil || a.inflight == nil {
+		return 0, false
+	}
+	account := a.Labels[AccountLabel]
+	limit := a.inflight.limitFor(account)
+	return limit, account != "" && limit >= 0
+}
+
+// Account returns the request's account: its key's "account" label, or "".
+func (a *Admission) Account() string {
+	if a == nil {
+		return ""
+	}
+	return a.Labels[AccountLabel]
 }

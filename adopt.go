@@ -1,5 +1,10 @@
 package pool
 
+import (
+	"reflect"
+	"slices"
+)
+
 // providerIdentity is what makes two providers of two configs the same
 // upstream, for AdoptProviderState.
 type providerIdentity struct {
@@ -20,7 +25,8 @@ func identityOf(t *Target) providerIdentity {
 // concurrency counter is adopted when both pools have one; p's limits apply.
 // With outlier detection on in both, each provider keeps its outlier state
 // (an ejected provider stays ejected; a new one starts healthy), and a retry
-// budget keeps its counts. The cumulative counts of snapshots carry over
+// budget keeps its counts, and an AIMD controller and an affinity tracker
+// carry over as WithAIMD and WithAffinity say. The cumulative counts of snapshots carry over
 // too, so they never go back.
 // Guards handed out by old then release into p's counters, so no count
 // drifts across the reload.
@@ -49,9 +55,40 @@ func (p *ProviderPool) AdoptProviderState(old *ProviderPool) {
 	if old.stats != nil {
 		p.stats = old.stats
 	}
+	p.adoptLoadAware(old)
 	if p.budget != nil && old.budget != nil {
 		old.budget.mu.Lock()
 		p.budget.slots = old.budget.slots
 		old.budget.mu.Unlock()
 	}
+}
+
+// adoptLoadAware carries the AIMD controller and the affinity tracker of
+// old into p, as WithAIMD and WithAffinity say.
+func (p *ProviderPool) adoptLoadAware(old *ProviderPool) {
+	if p.aff != nil && old.aff != nil && *p.affinity == *old.affinity {
+		p.aff = old.aff
+	}
+	prev := old.share.Load()
+	if prev == nil {
+		return
+	}
+	same := p.aimd != nil && sameAIMD(*p.aimd, *old.aimd) && p.fallback.FirstTokenTimeout == old.fallback.FirstTokenTimeout &&
+		len(p.providers) > 0 && identityOf(p.providers[0].Target) == identityOf(old.providers[0].Target)
+	switch {
+	case !same:
+		prev.retire()
+	case p.aimdEligible():
+		prev.resume()
+		p.share.Store(prev)
+	default:
+		prev.park()
+		p.share.Store(prev)
+	}
+}
+
+func sameAIMD(a, b AIMD) bool {
+	same := slices.Equal(a.OverloadStatuses, b.OverloadStatuses)
+	a.OverloadStatuses, b.OverloadStatuses = nil, nil
+	return same && reflect.DeepEqual(a, b)
 }

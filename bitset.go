@@ -1,5 +1,7 @@
 package pool
 
+import "math/bits"
+
 // bitset is the set of provider indexes a selection must skip. The first 64
 // indexes live in lo, so a pool of up to 64 providers never allocates; larger
 // pools spill the rest into hi. The zero value is the empty set.
@@ -61,4 +63,13 @@ func (s *bitset) with(i int) *bitset {
 	c := s.clone()
 	c.add(i)
 	return c
+}
+
+// count returns the number of indexes in s.
+func (s *bitset) count() int {
+	n := bits.OnesCount64(s.lo)
+	for _, w := range s.hi {
+		n += bits.OnesCount64(w)
+	}
+	return n
 }

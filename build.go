@@ -1,6 +1,7 @@
 package pool
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -26,6 +27,7 @@ type aliasState struct {
 	tokens        *tokenState                     // the pool's token limit, or nil
 	providerRates map[providerIdentity]*rateState // by provider identity
 	shared        SharedConcurrency               // the pool's limit across replicas, or nil
+	inflight      *inflightState                  // the alias's in-flight limits, or nil
 }
 
 // rateState is a rate limiter and the parameters it was made with, so that
@@ -183,9 +185,16 @@ func (b *builder) buildAlias(alias string, globalKeys []string) (*aliasState, er
 			a.shared = b.shared.Concurrency("alias/"+alias, plan.conc.MaxConcurrentRequests)
 		}
 	}
-	if plan.fallback != nil {
-		opts = append(opts, WithFallback(plan.fallback.config()))
+	if f := plan.fallback; f != nil {
+		opts = append(opts, WithFallback(f.config()))
+		if f.AIMD.enabled() && plan.strategy == Priority.String() {
+			opts = append(opts, WithAIMD(f.AIMD.config()))
+		}
+		if f.Affinity.enabled() {
+			opts = append(opts, WithAffinity(f.Affinity.config()))
+		}
 	}
+	a.inflight = b.inflightState(alias, plan, oldAlias)
 	if plan.outlier != nil {
 		opts = append(opts, WithOutlierDetection(plan.outlier.config()))
 	}
@@ -225,6 +234,7 @@ func (b *builder) buildProvider(alias string, spec *ProviderSpec, plan *poolPlan
 	if spec.RequestTimeoutSecs != nil {
 		t.RequestTimeout = time.Duration(*spec.RequestTimeoutSecs) * time.Second
 	}
+	t.Serves.UnmarshalText([]byte(cmp.Or(spec.Serves, "both"))) // validated
 	id := identityOf(t)
 	name := fmt.Sprintf("provider/%s/%s", alias, sprintDigest(id.url+"\x00"+id.key+"\x00"+id.model))
 	if spec.RateLimit.hasRequests() {
@@ -332,4 +342,29 @@ func (b *builder) adopt(s *snapshot) {
 			k.conc.AdoptActiveCounter(old.conc)
 		}
 	}
+}
+
+// inflightState builds an alias's in-flight limits, keeping the counts of
+// the alias in old (nil: none) so that a reload drifts nothing. It returns
+// nil when the alias sets none.
+func (b *builder) inflightState(alias string, plan *poolPlan, old *aliasState) *inflightState {
+	if plan.inflight == nil && len(plan.accountLimits) == 0 && plan.batchInflight == nil {
+		return nil
+	}
+	s := &inflightState{alias: alias, account: -1, batch: -1, accounts: plan.accountLimits, shared: b.shared}
+	if plan.inflight != nil {
+		s.account = *plan.inflight
+	}
+	if plan.batchInflight != nil {
+		s.batch = *plan.batchInflight
+		if b.shared != nil {
+			s.batchLim = b.shared.Concurrency("inflight/"+alias+"/__batch__", int(s.batch))
+		}
+	}
+	if old != nil && old.inflight != nil {
+		s.counts = old.inflight.counts
+	} else {
+		s.counts = new(inflightCounts)
+	}
+	return s
 }

@@ -4,10 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"math"
 	"reflect"
 	"slices"
-	"time"
 )
 
 // Config is an onwards config file (onwards' ConfigFile), as ParseConfig
@@ -164,6 +162,17 @@ type FallbackSpec struct {
 	Backoff *BackoffSpec `json:"backoff,omitempty"`
 	// MaxTotalBackoffMs caps a request's total wait, 0 or more. Nil: no cap.
 	MaxTotalBackoffMs *int64 `json:"max_total_backoff_ms,omitempty"`
+
+	// FirstTokenTimeoutMs is FallbackConfig.FirstTokenTimeout (onwards
+	// 2.0), 0 or more. Nil or 0: no deadline.
+	FirstTokenTimeoutMs *int64 `json:"first_token_timeout_ms,omitempty"`
+	// RealtimeOnStatus is FallbackConfig.RealtimeOnStatus (onwards 2.0).
+	RealtimeOnStatus []int `json:"realtime_on_status,omitempty"`
+	// AIMD configures a priority pool's preferred-share controller, on by
+	// default (onwards 2.0); see [AIMDSpec].
+	AIMD *AIMDSpec `json:"aimd,omitempty"`
+	// Affinity keeps conversations on a provider (onwards 2.0). Nil: off.
+	Affinity *AffinitySpec `json:"affinity,omitempty"`
 }
 
 // BackoffSpec is a fallback's "backoff" object: [Backoff] as written in a
@@ -209,18 +218,6 @@ type RetryBudgetSpec struct {
 	PercentCanRetry int `json:"percent_can_retry,omitempty"`
 }
 
-// ms converts milliseconds to a Duration, saturating instead of
-// overflowing; validation reports values past the limit.
-func ms(n int64) time.Duration {
-	if n > maxMs {
-		return time.Duration(math.MaxInt64)
-	}
-	return time.Duration(n) * time.Millisecond
-}
-
-// maxMs is the largest millisecond count a Duration holds.
-const maxMs = math.MaxInt64 / int64(time.Millisecond)
-
 func (s *OutlierDetectionSpec) config() OutlierDetection {
 	return OutlierDetection{
 		ConsecutiveFailures: s.ConsecutiveFailures,
@@ -244,6 +241,10 @@ func (f *FallbackSpec) config() FallbackConfig {
 	if f.MaxTotalBackoffMs != nil {
 		fc.MaxTotalBackoff = ms(*f.MaxTotalBackoffMs)
 	}
+	if f.FirstTokenTimeoutMs != nil {
+		fc.FirstTokenTimeout = ms(*f.FirstTokenTimeoutMs)
+	}
+	fc.RealtimeOnStatus = f.RealtimeOnStatus
 	if b := f.Backoff; b != nil {
 		fc.Backoff = Backoff{Initial: ms(b.InitialMs), Max: DefaultMaxBackoff, Factor: DefaultBackoffFactor, NoJitter: b.Jitter == "none"}
 		if b.MaxMs != nil {
@@ -287,6 +288,13 @@ type ProviderSpec struct {
 	SanitizeResponse bool `json:"sanitize_response,omitempty"`
 	// Trusted overrides the pool's trusted setting. Nil: inherit.
 	Trusted *bool `json:"trusted,omitempty"`
+	// Serves is "both" (the default), "chat" or "completions": which
+	// requests the provider takes (onwards 2.0); see [Serves].
+	Serves string `json:"serves,omitempty"`
+
+	// Kind is a field of onwards 2.0 kept as written and not acted on
+	// here; NotActedOn lists where it is set.
+	Kind json.RawMessage `json:"kind,omitempty"`
 
 	// PropagateTraceContext, ReasoningTranslation and OpenResponses are
 	// defined by newer onwards versions; they are kept but not acted on.
@@ -309,6 +317,19 @@ type TargetSpec struct {
 	// OutlierDetection and RetryBudget are those of PoolSpec.
 	OutlierDetection *OutlierDetectionSpec `json:"outlier_detection,omitempty"`
 	RetryBudget      *RetryBudgetSpec      `json:"retry_budget,omitempty"`
+	// InflightLimit caps each account's realtime requests in flight on the
+	// alias, 0 to 4294967295 (onwards 2.0); an account is a key's
+	// "account" label. Nil: no limit but AccountInflightLimits'.
+	InflightLimit *int64 `json:"inflight_limit,omitempty"`
+	// AccountInflightLimits overrides InflightLimit for named accounts.
+	AccountInflightLimits map[string]int64 `json:"account_inflight_limits,omitempty"`
+	// BatchInflightLimit caps the alias's dispatched (batch) requests in
+	// flight, 0 to 4294967295. Nil: uncapped.
+	BatchInflightLimit *int64 `json:"batch_inflight_limit,omitempty"`
+	// ServingClasses lists the elevated serving classes the model has
+	// activated ("interactive", "throughput"; onwards 2.0), kept and not
+	// acted on here; NotActedOn lists where it is set.
+	ServingClasses []string `json:"serving_classes,omitempty"`
 }
 
 // PoolSpec is a pool of providers behind one alias.
@@ -340,6 +361,22 @@ type PoolSpec struct {
 	SanitizeResponse bool `json:"sanitize_response,omitempty"`
 	// OpenResponses is kept as written (not acted on here).
 	OpenResponses json.RawMessage `json:"open_responses,omitempty"`
+	// InflightLimit caps each account's realtime requests in flight on the
+	// alias, 0 to 4294967295 (onwards 2.0); an account is a key's
+	// "account" label. Nil: no limit but AccountInflightLimits'.
+	InflightLimit *int64 `json:"inflight_limit,omitempty"`
+	// AccountInflightLimits overrides InflightLimit for named accounts.
+	AccountInflightLimits map[string]int64 `json:"account_inflight_limits,omitempty"`
+	// BatchInflightLimit caps the alias's dispatched (batch) requests in
+	// flight, 0 to 4294967295. Nil: uncapped.
+	BatchInflightLimit *int64 `json:"batch_inflight_limit,omitempty"`
+	// ServingClasses lists the elevated serving classes the model has
+	// activated ("interactive", "throughput"; onwards 2.0), kept and not
+	// acted on here; NotActedOn lists where it is set.
+	ServingClasses []string `json:"serving_classes,omitempty"`
+	// Kind is a field of onwards 2.0 kept as written and not acted on
+	// here; NotActedOn lists where it is set.
+	Kind json.RawMessage `json:"kind,omitempty"`
 	// Providers may be empty: every request then gets a 503 (with a
 	// warning at load), as in onwards.
 	Providers []ProviderSpec `json:"providers"`
@@ -439,11 +476,23 @@ func (c *Config) notActedOn() []string {
 		if p.OpenResponses != nil {
 			out = append(out, place+".open_responses")
 		}
+		if p.Kind != nil {
+			out = append(out, place+".kind")
+		}
+	}
+	pool := func(place string, kind json.RawMessage, classes []string) {
+		if kind != nil {
+			out = append(out, place+".kind")
+		}
+		if classes != nil {
+			out = append(out, place+".serving_classes")
+		}
 	}
 	for _, alias := range sortedKeys(c.Targets) {
 		t, place := c.Targets[alias], fmt.Sprintf("targets[%q]", alias)
 		switch {
 		case t.Pool != nil:
+			pool(place, t.Pool.Kind, t.Pool.ServingClasses)
 			for i := range t.Pool.Providers {
 				provider(fmt.Sprintf("%s.providers[%d]", place, i), &t.Pool.Providers[i])
 			}
@@ -453,6 +502,7 @@ func (c *Config) notActedOn() []string {
 				provider(p, &t.List[i].ProviderSpec)
 			}
 		case t.Single != nil:
+			pool(place, nil, t.Single.ServingClasses)
 			provider(place, &t.Single.ProviderSpec)
 		}
 	}

@@ -172,6 +172,12 @@ func (v *validator) provider(pp plannedProvider) {
 			"a provider of a pool has no token limit; set it on the alias's rate_limit or on a key definition's"))
 	}
 	v.concurrency(place+".concurrency_limit", spec.ConcurrencyLimit, "this provider")
+	if spec.Serves != "" {
+		var sv Serves
+		if err := sv.UnmarshalText([]byte(spec.Serves)); err != nil {
+			v.add(fieldErr(place+".serves", "%v", err))
+		}
+	}
 }
 
 // poolFields checks the pool-level fields of a plan.
@@ -188,7 +194,9 @@ func (v *validator) poolFields(plan *poolPlan) {
 	v.concurrency(plan.base+".concurrency_limit", plan.conc, "this alias")
 	if f := plan.fallback; f != nil {
 		v.fallbackSpec(plan.base+".fallback", f)
+		v.loadAware(plan)
 	}
+	v.inflight(plan)
 	if o := plan.outlier; o != nil {
 		v.msField(plan.base+".outlier_detection.base_ejection_ms", o.BaseEjectionMs)
 		v.msField(plan.base+".outlier_detection.max_ejection_ms", o.MaxEjectionMs)
@@ -214,6 +222,9 @@ func (v *validator) fallbackSpec(place string, f *FallbackSpec) {
 	}
 	if f.MaxTotalBackoffMs != nil {
 		v.msField(place+".max_total_backoff_ms", *f.MaxTotalBackoffMs)
+	}
+	if f.FirstTokenTimeoutMs != nil {
+		v.msField(place+".first_token_timeout_ms", *f.FirstTokenTimeoutMs)
 	}
 	v.add(checkFallback(place, f.config())...)
 }
@@ -366,4 +377,60 @@ func validHeaderValue(v string) bool {
 		}
 	}
 	return true
+}
+
+// loadAware checks a fallback's aimd and affinity objects.
+func (v *validator) loadAware(plan *poolPlan) {
+	f, place := plan.fallback, plan.base+".fallback"
+	priority := plan.strategy == Priority.String()
+	if f.AIMD != nil && f.AIMD.enabled() {
+		a := f.AIMD.config()
+		v.add(checkAIMD(place+".aimd", a)...)
+		if t := f.FirstTokenTimeoutMs; t != nil && *t > 0 && ms(*t) < a.LatencyBudget {
+			v.add(fieldErr(place+".first_token_timeout_ms", "%d ms is below aimd.latency_budget_ms (%v); "+
+				"want 0 (no deadline) or at least the budget, which the controller never lengthens", *t, a.LatencyBudget))
+		}
+		if !priority {
+			v.warn(place+".aimd", "acts on priority pools only; this pool's strategy is %q, so it does nothing", strategyName(plan.strategy))
+		}
+	}
+	if f.Affinity != nil && f.Affinity.enabled() {
+		v.add(checkAffinity(place+".affinity", f.Affinity.config())...)
+	}
+}
+
+// strategyName is a plan's strategy as written, or the default's name.
+func strategyName(s string) string {
+	if s == "" {
+		return WeightedRandom.String()
+	}
+	return s
+}
+
+// inflight checks a pool's in-flight limits and serving classes.
+func (v *validator) inflight(plan *poolPlan) {
+	limit := func(place string, n *int64) {
+		switch {
+		case n == nil:
+		case *n < 0 || *n > math.MaxUint32:
+			v.add(fieldErr(place, "%d is out of range; want 0 to %d", *n, uint32(math.MaxUint32)))
+		case *n == 0:
+			v.warn(place, "is 0: every request it counts is refused")
+		}
+	}
+	limit(plan.base+".inflight_limit", plan.inflight)
+	limit(plan.base+".batch_inflight_limit", plan.batchInflight)
+	for _, account := range sortedKeys(plan.accountLimits) {
+		n, place := plan.accountLimits[account], fmt.Sprintf("%s.account_inflight_limits[%q]", plan.base, account)
+		if account == "" {
+			v.add(fieldErr(place, "empty account name; name the account as its keys' %q label does", AccountLabel))
+		}
+		limit(place, &n)
+	}
+	for i, c := range plan.servingClasses {
+		if c != "interactive" && c != "throughput" && c != "standard" {
+			v.add(fieldErr(fmt.Sprintf("%s.serving_classes[%d]", plan.base, i),
+				"%q is not a serving class; want \"interactive\", \"throughput\" or \"standard\"", c))
+		}
+	}
 }

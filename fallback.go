@@ -39,15 +39,38 @@ type FallbackConfig struct {
 	// MaxTotalBackoff caps the sum of a request's waits
 	// (max_total_backoff_ms). 0: no cap.
 	MaxTotalBackoff time.Duration `json:"-"`
+
+	// FirstTokenTimeout bounds, for a streamed request, the wait for the
+	// response headers and, in strict mode, for the first data frame of
+	// the stream (onwards 2.0's first_token_timeout_ms); on expiry the
+	// attempt fails over. The forwarding code arms it only for "stream":
+	// true, in a pool of more than one provider, and never on the walk's
+	// last attempt ([SelectIter.Last]). 0: no deadline.
+	FirstTokenTimeout time.Duration `json:"-"`
+
+	// RealtimeOnStatus lists statuses, in OnStatus's patterns, that move
+	// a realtime request on, on top of OnStatus: one that does not carry
+	// the dispatched (batch) header. See ShouldFallbackOnRealtimeStatus.
+	RealtimeOnStatus []int `json:"-"`
+}
+
+// ShouldFallbackOnRealtimeStatus reports whether an upstream answer with
+// status should move a realtime request on: it matches OnStatus or
+// RealtimeOnStatus. It is false unless Enabled.
+func (f FallbackConfig) ShouldFallbackOnRealtimeStatus(status int) bool {
+	return f.ShouldFallbackOnStatus(status) || f.Enabled && matchStatus(f.RealtimeOnStatus, status)
 }
 
 // ShouldFallbackOnStatus reports whether an upstream answer with status
 // should move on to the next provider. It is false unless Enabled.
 func (f FallbackConfig) ShouldFallbackOnStatus(status int) bool {
-	if !f.Enabled {
-		return false
-	}
-	for _, pattern := range f.OnStatus {
+	return f.Enabled && matchStatus(f.OnStatus, status)
+}
+
+// matchStatus reports whether status matches one of patterns (see
+// FallbackConfig.OnStatus).
+func matchStatus(patterns []int, status int) bool {
+	for _, pattern := range patterns {
 		switch {
 		case pattern < 10:
 			if status/100 == pattern {

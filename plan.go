@@ -29,6 +29,10 @@ type poolPlan struct {
 	providers       []plannedProvider
 	providersPlace  string
 	list            []TargetSpec // the legacy list it came from, if any
+	inflight        *int64
+	accountLimits   map[string]int64
+	batchInflight   *int64
+	servingClasses  []string
 }
 
 // planOf reduces the target of alias to a poolPlan. A target with no form
@@ -44,6 +48,8 @@ func planOf(alias string, t TargetConfig) *poolPlan {
 			outlier: p.OutlierDetection, budget: p.RetryBudget,
 			trusted: p.Trusted != nil && *p.Trusted, sanitize: p.SanitizeResponse, providerTrust: true,
 			base: place, providersPlace: place + ".providers",
+			inflight: p.InflightLimit, accountLimits: p.AccountInflightLimits, batchInflight: p.BatchInflightLimit,
+			servingClasses: p.ServingClasses,
 		}
 		if p.RateLimit.hasTokens() {
 			plan.tokens = p.RateLimit
@@ -78,6 +84,8 @@ func singlePlan(place string, t *TargetSpec) *poolPlan {
 		sanitize:  t.SanitizeResponse,
 		providers: []plannedProvider{{place, &t.ProviderSpec, true}},
 		base:      place, providersPlace: place,
+		inflight: t.InflightLimit, accountLimits: t.AccountInflightLimits, batchInflight: t.BatchInflightLimit,
+		servingClasses: t.ServingClasses,
 	}
 	if t.RateLimit.hasTokens() {
 		plan.tokens = t.RateLimit

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"sync/atomic"
+	"time"
 )
 
 // ProviderPool is the set of providers behind one model alias, with the
@@ -30,16 +31,21 @@ type ProviderPool struct {
 	trusted     bool
 	rules       []RoutingRule
 	clock       Clock
-	outlier     *OutlierDetection // set by WithOutlierDetection
-	detect      *detector         // nil: no outlier detection
-	budgetCfg   *RetryBudget      // set by WithRetryBudget
-	budget      *retryBudget      // nil: no retry budget
-	stats       *poolStats        // shared with the pools it replaces
-	moves       atomic.Uint64     // counterMoves when entries' counters were read
-	hasShared   bool              // some provider's limit is shared across replicas
-	path        selectPath        // which of the selections a Select takes
-	seed        func() uint64     // seeds each SelectIter's random numbers; nil: math/rand/v2
-	turn        atomic.Uint64     // round_robin's next turn
+	outlier     *OutlierDetection               // set by WithOutlierDetection
+	detect      *detector                       // nil: no outlier detection
+	budgetCfg   *RetryBudget                    // set by WithRetryBudget
+	budget      *retryBudget                    // nil: no retry budget
+	stats       *poolStats                      // shared with the pools it replaces
+	moves       atomic.Uint64                   // counterMoves when entries' counters were read
+	hasShared   bool                            // some provider's limit is shared across replicas
+	path        selectPath                      // which of the selections a Select takes
+	seed        func() uint64                   // seeds each SelectIter's random numbers; nil: math/rand/v2
+	turn        atomic.Uint64                   // round_robin's next turn
+	scope       [2]bitset                       // by RequestClass, the providers that must not serve it
+	aimd        *AIMD                           // set by WithAIMD
+	share       atomic.Pointer[shareController] // nil: no AIMD controller; set again only by AdoptProviderState
+	affinity    *Affinity                       // set by WithAffinity
+	aff         *affinityTracker                // a priority pool's affinity share; nil: none
 }
 
 // entry is what selection reads of a provider, laid out contiguously so that
@@ -94,7 +100,7 @@ func WithConcurrencyLimiter(l *ConcurrencyLimiter) Option {
 // each provider once.
 func WithFallback(f FallbackConfig) Option {
 	return func(p *ProviderPool) {
-		f.OnStatus = slices.Clone(f.OnStatus)
+		f.OnStatus, f.RealtimeOnStatus = slices.Clone(f.OnStatus), slices.Clone(f.RealtimeOnStatus)
 		p.fallback, p.hasFallback = f, true
 	}
 }
@@ -147,6 +153,39 @@ func WithRoutingRules(rules ...RoutingRule) Option {
 	return func(p *ProviderPool) { p.rules = cloneRules(rules) }
 }
 
+// WithAIMD gives a priority pool an AIMD preferred-share controller; see
+// [AIMD]. It acts only while the pool is eligible: the Priority strategy,
+// fallback enabled, and two providers or more. AdoptProviderState carries
+// it across a reload that keeps its settings, the fallback's
+// FirstTokenTimeout and the preferred provider; it is parked, keeping its
+// share, while a reload leaves the pool ineligible, and resumes when the
+// pool is eligible again.
+func WithAIMD(a AIMD) Option {
+	return func(p *ProviderPool) { p.aimd = &a }
+}
+
+// WithAffinity keeps a conversation's requests on one provider; see
+// [Affinity].
+func WithAffinity(a Affinity) Option {
+	return func(p *ProviderPool) { p.affinity = &a }
+}
+
+// aimdEligible reports whether the pool's AIMD controller may act.
+func (p *ProviderPool) aimdEligible() bool {
+	return p.aimd != nil && p.strategy == Priority && p.FallbackEnabled() && len(p.providers) >= 2
+}
+
+// initLoadAware sets up the load-aware state of a new pool.
+func (p *ProviderPool) initLoadAware(providers []*Provider) {
+	p.scope = scopes(providers)
+	if p.aimdEligible() {
+		p.share.Store(newShareController(*p.aimd, p.clock))
+	}
+	if p.affinity != nil && p.strategy == Priority {
+		p.aff = newAffinityTracker(*p.affinity)
+	}
+}
+
 // NewProviderPool returns a pool of providers, in the order given, which is
 // the order of the priority strategy and of Selection.Index. An empty list
 // gives a pool that selects nothing.
@@ -179,6 +218,7 @@ func NewProviderPool(providers []*Provider, opts ...Option) (*ProviderPool, erro
 	if p.budgetCfg != nil {
 		p.budget = newRetryBudget(*p.budgetCfg, p.clock)
 	}
+	p.initLoadAware(providers)
 	switch {
 	case p.detect != nil:
 		p.path = pathHealthy
@@ -248,6 +288,12 @@ func (p *ProviderPool) checkSettings() []*FieldError {
 	if p.hasFallback {
 		errs = append(errs, checkFallback("fallback", p.fallback)...)
 	}
+	if p.aimd != nil {
+		errs = append(errs, checkAIMD("aimd", *p.aimd)...)
+	}
+	if p.affinity != nil {
+		errs = append(errs, checkAffinity("affinity", *p.affinity)...)
+	}
 	if p.concurrency != nil && p.concurrency.limited {
 		if err := checkLimit("concurrency_limit", p.concurrency.limit); err != nil {
 			errs = append(errs, err)
@@ -311,7 +357,7 @@ func (p *ProviderPool) ConcurrencyLimiter() *ConcurrencyLimiter { return p.concu
 // built without WithFallback.
 func (p *ProviderPool) Fallback() (FallbackConfig, bool) {
 	f := p.fallback
-	f.OnStatus = slices.Clone(f.OnStatus)
+	f.OnStatus, f.RealtimeOnStatus = slices.Clone(f.OnStatus), slices.Clone(f.RealtimeOnStatus)
 	return f, p.hasFallback
 }
 
@@ -324,6 +370,20 @@ func (p *ProviderPool) FallbackEnabled() bool { return p.hasFallback && p.fallba
 // [FallbackConfig.ShouldFallbackOnStatus].
 func (p *ProviderPool) ShouldFallbackOnStatus(status int) bool {
 	return p.hasFallback && p.fallback.ShouldFallbackOnStatus(status)
+}
+
+// ShouldFallbackOnRealtimeStatus is ShouldFallbackOnStatus for a realtime
+// request; see [FallbackConfig.ShouldFallbackOnRealtimeStatus].
+func (p *ProviderPool) ShouldFallbackOnRealtimeStatus(status int) bool {
+	return p.hasFallback && p.fallback.ShouldFallbackOnRealtimeStatus(status)
+}
+
+// FirstTokenTimeout returns the fallback's FirstTokenTimeout, or 0.
+func (p *ProviderPool) FirstTokenTimeout() time.Duration {
+	if !p.hasFallback {
+		return 0
+	}
+	return p.fallback.FirstTokenTimeout
 }
 
 // ShouldFallbackOnRateLimit reports whether a provider whose rate limiter
@@ -360,4 +420,37 @@ func (p *ProviderPool) Clock() Clock {
 		return SystemClock
 	}
 	return clockOr(p.clock)
+}
+
+// scopes returns, for each class, the providers that must not serve it:
+// for ClassChat, those that serve completions only; for ClassCompletions,
+// those that serve chat only, but only when some provider serves
+// completions only (a pool without one serves completions as it always
+// did, from every provider). Both are empty for a pool that scopes none.
+func scopes(providers []*Provider) (out [2]bitset) {
+	completionsMember := false
+	for _, pr := range providers {
+		completionsMember = completionsMember || pr != nil && pr.Target != nil && pr.Target.Serves == ServesCompletions
+	}
+	for i, pr := range providers {
+		if pr == nil || pr.Target == nil {
+			continue
+		}
+		switch pr.Target.Serves {
+		case ServesCompletions:
+			out[ClassChat].add(i)
+		case ServesChat:
+			if completionsMember {
+				out[ClassCompletions].add(i)
+			}
+		}
+	}
+	return out
+}
+
+func (p *ProviderPool) shareCtl() *shareController {
+	if p == nil {
+		return nil
+	}
+	return p.share.Load()
 }

@@ -51,6 +51,10 @@ type Target struct {
 	// Trusted overrides the pool's trusted setting for this provider.
 	// Nil: inherit the pool's.
 	Trusted *bool
+
+	// Serves is which requests the provider takes (onwards' serves); see
+	// [SelectIter.SetClass]. The zero value takes every request.
+	Serves Serves
 }
 
 // AuthHeader returns the header to send upstream and its value, such as

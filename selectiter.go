@@ -23,6 +23,8 @@ type SelectIter struct {
 	multiPass bool          // a tried-out pass starts again
 	slept     time.Duration // backoff handed out so far
 	walk      walk          // the walk's own random numbers
+	base      bitset        // the providers out of the walk's scope (SetClass)
+	choice    walkChoice    // what decides the first attempt
 }
 
 // SelectIter returns a new walk over the pool for one request.
@@ -41,13 +43,17 @@ func (p *ProviderPool) newSelectIter() SelectIter {
 	if p.hasFallback && p.fallback.MaxAttempts > 0 {
 		left = p.fallback.MaxAttempts
 	}
-	return SelectIter{
+	it := SelectIter{
 		pool:      p,
 		left:      left,
 		replace:   p.hasFallback && p.fallback.WithReplacement && p.strategy != Priority,
 		multiPass: p.hasFallback && p.fallback.MaxAttempts > 0,
 		walk:      walk{seed: p.seed},
 	}
+	if p.scope[ClassChat].lo != 0 || len(p.scope[ClassChat].hi) > 0 {
+		it.SetClass(ClassChat)
+	}
+	return it
 }
 
 // Next returns the next selection and true, or false when the walk is over.
@@ -61,9 +67,16 @@ func (it *SelectIter) Next() (Selection, bool) {
 		return Selection{}, false
 	}
 	it.left--
-	sel, ok := it.pool.selectExcluding(&it.excluded, &it.walk)
+	var sel Selection
+	var ok, made bool
+	if it.tries == 0 && (it.choice.loadAware || it.choice.hasConv) {
+		sel, ok, made = it.choice.first(it.pool, &it.excluded, &it.walk)
+	}
+	if !made {
+		sel, ok = it.pool.selectExcluding(&it.excluded, &it.walk)
+	}
 	if !ok && it.multiPass && it.passDone() {
-		it.excluded = bitset{}
+		it.excluded = *it.base.clone()
 		sel, ok = it.pool.selectExcluding(&it.excluded, &it.walk)
 	}
 	if ok && it.pool.budget != nil {
@@ -129,6 +142,10 @@ func (it *SelectIter) Backoff() time.Duration {
 	return d
 }
 
+// Last reports whether the selection Next just returned is the walk's
+// last attempt by its budget: a first-token deadline is never armed on it.
+func (it *SelectIter) Last() bool { return it.left <= 0 }
+
 // Attempts returns the same lazy walk as SelectIter, for a range loop. Each
 // loop over it is a fresh walk for one request. Each selection it yields
 // belongs to the loop body, which must close it; a selection kept when the
@@ -152,4 +169,42 @@ func (p *ProviderPool) Attempts() iter.Seq[Selection] {
 // as 1. Other strategies ignore it. Call it before the first Next.
 func (it *SelectIter) SetTokens(n int64) {
 	it.walk.tokens = n
+}
+
+// SetLoadAware marks the walk's request as one that the pool's AIMD
+// controller steers and learns from: in onwards, a strict-mode request
+// with "stream": true that does not carry the dispatched (batch) header.
+// Call it before the first Next.
+func (it *SelectIter) SetLoadAware() { it.choice.loadAware = true }
+
+// SetConversation names the conversation of the walk's request, a key
+// that is the same for each of its turns (see [Affinity]); a pool without
+// affinity ignores it. Call it before the first Next.
+func (it *SelectIter) SetConversation(key uint64) { it.choice.conv, it.choice.hasConv = key, true }
+
+// SetClass scopes the walk to the providers that serve class (see
+// [Serves]); the walk starts scoped to ClassChat. Without an explicit
+// MaxAttempts, the walk then makes one attempt per provider in scope.
+// Call it before the first Next.
+func (it *SelectIter) SetClass(c RequestClass) {
+	p := it.pool
+	if p == nil || c > ClassCompletions || it.tries > 0 {
+		return
+	}
+	it.base = p.scope[c]
+	it.excluded = *it.base.clone()
+	if !it.multiPass {
+		it.left = len(p.entries) - it.base.count()
+	}
+}
+
+// Observe begins the AIMD observation of sel, an attempt of this walk, and
+// returns it; or nil when the pool has no active controller, the walk is
+// not load-aware, or sel is not the preferred provider. Report to it how
+// the attempt went, and close it.
+func (it *SelectIter) Observe(sel Selection) *FirstTokenObservation {
+	if !it.choice.loadAware {
+		return nil
+	}
+	return it.pool.observe(sel)
 }

@@ -171,3 +171,13 @@ func (h *health) describe(ps *ProviderSnapshot, now int64) {
 		}
 	}
 }
+
+// ShareSnapshot returns what the pool's AIMD controller holds, and false
+// when the pool has none.
+func (p *ProviderPool) ShareSnapshot() (ShareSnapshot, bool) {
+	c := p.share.Load()
+	if c == nil {
+		return ShareSnapshot{}, false
+	}
+	return c.snapshot(), true
+}

@@ -47,9 +47,19 @@ func checkFallback(place string, f FallbackConfig) []*FieldError {
 	if f.MaxAttempts < 0 {
 		errs = append(errs, fieldErr(place+".max_attempts", "%d is negative; want 0 (one attempt per provider) or more", f.MaxAttempts))
 	}
-	for i, pattern := range f.OnStatus {
+	if f.FirstTokenTimeout < 0 {
+		errs = append(errs, fieldErr(place+".first_token_timeout_ms", "%v is negative; want 0 (no deadline) or more", f.FirstTokenTimeout))
+	}
+	errs = append(errs, checkPatterns(place+".on_status", f.OnStatus)...)
+	return append(errs, checkPatterns(place+".realtime_on_status", f.RealtimeOnStatus)...)
+}
+
+// checkPatterns validates a list of status patterns at place.
+func checkPatterns(place string, patterns []int) []*FieldError {
+	var errs []*FieldError
+	for i, pattern := range patterns {
 		if !(pattern >= 1 && pattern <= 5 || pattern >= 10 && pattern <= 59 || pattern >= 100 && pattern <= 599) {
-			errs = append(errs, fieldErr(fmt.Sprintf("%s.on_status[%d]", place, i),
+			errs = append(errs, fieldErr(fmt.Sprintf("%s[%d]", place, i),
 				"%d matches no HTTP status; want a class 1-5, a decade 10-59 or a status 100-599", pattern))
 		}
 	}
