@@ -378,6 +378,9 @@ func (p *ProviderPool) ShouldFallbackOnRealtimeStatus(status int) bool {
 	return p.hasFallback && p.fallback.ShouldFallbackOnRealtimeStatus(status)
 }
 
+// HasAffinity reports whether the pool was built WithAffinity.
+func (p *ProviderPool) HasAffinity() bool { return p.affinity != nil }
+
 // FirstTokenTimeout returns the fallback's FirstTokenTimeout, or 0.
 func (p *ProviderPool) FirstTokenTimeout() time.Duration {
 	if !p.hasFallback {

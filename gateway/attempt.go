@@ -26,6 +26,12 @@ var (
 	// aborts the client's response, the only honest signal left.
 	ErrUpstreamBrokeOff = errors.New("gateway: upstream broke off mid-response")
 
+	// ErrFirstTokenTimeout is reported when a streamed answer gave no
+	// headers or, in strict mode, no first data frame within the pool's
+	// first-token deadline (fallback.first_token_timeout_ms); the upstream
+	// is dropped and the next provider tried.
+	ErrFirstTokenTimeout = errors.New("gateway: no first token within the deadline")
+
 	// ErrMalformedResponse is reported when a response that had to be
 	// sanitized could not be parsed; the client gets a standard 502
 	// instead of the upstream's bytes.
@@ -64,4 +70,13 @@ type Attempt struct {
 	// Panic reports that outlier detection held this provider back, and
 	// it was tried because every eligible provider was held back.
 	Panic bool
+	// FirstToken is the time from the start of the try to the first data
+	// frame of a strict-mode stream, when the gateway watched for it (a
+	// first-token deadline or an AIMD observation); 0 otherwise.
+	FirstToken time.Duration
+	// FirstTokenTimedOut reports that the first-token deadline expired.
+	FirstTokenTimedOut bool
+	// Dispatched reports that the request carried the Handler's
+	// DispatchedHeader: batch work, which onwards calls dispatched.
+	Dispatched bool
 }

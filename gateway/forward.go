@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/onwardsgo/pool"
@@ -32,25 +34,21 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, req *request) 
 	pl := req.adm.Pool
 	clock := pl.Clock()
 	var last *failure // nil: no provider had room
-	it := pl.SelectIter()
-	if pl.Strategy() == pool.TokenAware {
-		if req.estimate == 0 {
-			req.estimate = estimateTokens(r.URL.Path, req.body, req.valid)
-		}
-		it.SetTokens(req.estimate)
-	}
+	it := h.walk(r, req)
 	for {
 		sel, ok := it.Next()
 		if !ok {
 			break
 		}
-		start := clock.Now()
-		f, status, err := h.try(w, r, req, sel)
-		fellBack := f != nil && fallsBack(pl, f, err)
+		at := &attempt{sel: sel, obs: it.Observe(sel), deadline: firstTokenDeadline(pl, req, it.Last())}
+		f, status, err := h.try(w, r, req, at)
+		at.obs.Close()
+		fellBack := f != nil && fallsBack(pl, req, f, err)
 		sel.Report(outcome(status, err))
 		sel.Close() // before any backoff: a waiting request holds no slot
-		a := Attempt{Alias: req.adm.Alias, Provider: sel.Index,
-			Status: status, Err: err, Duration: clock.Now().Sub(start), FellBack: fellBack, Panic: sel.Panic()}
+		a := Attempt{Alias: req.adm.Alias, Provider: sel.Index, Status: status, Err: err,
+			Duration: clock.Now().Sub(at.start), FellBack: fellBack, Panic: sel.Panic(),
+			FirstToken: at.firstToken, FirstTokenTimedOut: at.timedOut, Dispatched: req.dispatched}
 		if fellBack {
 			a.Backoff = it.Backoff()
 		}
@@ -77,6 +75,32 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, req *request) 
 	h.writeFailure(w, last)
 }
 
+// walk returns the walk of the request's pool, told what the pool's
+// strategy and load-aware controls weigh: the request's tokens, its
+// class, whether it is a realtime strict stream, and its conversation.
+func (h *Handler) walk(r *http.Request, req *request) *pool.SelectIter {
+	pl := req.adm.Pool
+	it := pl.SelectIter()
+	if pl.Strategy() == pool.TokenAware {
+		if req.estimate == 0 {
+			req.estimate = estimateTokens(r.URL.Path, req.body, req.valid)
+		}
+		it.SetTokens(req.estimate)
+	}
+	if strings.HasSuffix(strings.TrimSuffix(r.URL.Path, "/"), "/v1/completions") {
+		it.SetClass(pool.ClassCompletions)
+	}
+	if req.strict && req.stream && !req.dispatched {
+		it.SetLoadAware()
+	}
+	if pl.HasAffinity() {
+		if key, ok := ConversationKey(r.Header, req.body); ok {
+			it.SetConversation(key)
+		}
+	}
+	return it
+}
+
 // outcome is what an attempt tells outlier detection of its provider.
 func outcome(status int, err error) pool.Outcome {
 	switch {
@@ -84,7 +108,7 @@ func outcome(status int, err error) pool.Outcome {
 		return pool.RateLimited
 	case errors.Is(err, context.Canceled):
 		return pool.Cancelled
-	case errors.Is(err, ErrUpstreamTimeout):
+	case errors.Is(err, ErrUpstreamTimeout), errors.Is(err, ErrFirstTokenTimeout):
 		return pool.Timeout
 	case errors.Is(err, ErrUpstreamUnreachable), errors.Is(err, ErrUpstreamBrokeOff), errors.Is(err, ErrMalformedResponse):
 		return pool.Failure
@@ -117,37 +141,23 @@ func sleep(ctx context.Context, clock pool.Clock, d time.Duration) error {
 // try sends the request to one provider. It returns a nil failure when it
 // wrote the answer (the error then says how the copy ended), or else the
 // failure to record and why; and the upstream's status, or 0.
-func (h *Handler) try(w http.ResponseWriter, r *http.Request, req *request, sel pool.Selection) (*failure, int, error) {
-	t := sel.Target
+func (h *Handler) try(w http.ResponseWriter, r *http.Request, req *request, at *attempt) (*failure, int, error) {
+	t := at.sel.Target
 	if t.RateLimiter != nil && !t.RateLimiter.Allow() {
 		return &failure{own: errProviderRate(pool.RateLimitDelay(t.RateLimiter))}, 0, ErrProviderRateLimited
 	}
-	ctx, cancel := context.WithCancelCause(r.Context())
-	up, err := newUpstreamRequest(ctx, r, t, req.body, req.valid)
-	if err != nil {
-		cancel(nil)
-		return &failure{own: errUnreachable()}, 0, err
-	}
-	clock := req.adm.Pool.Clock()
-	start := clock.Now()
-	resp, err := send(sender{client: h.Client, rt: h.Transport}, up, cancel, t.RequestTimeout, clock)
-	switch {
-	case errors.Is(err, ErrUpstreamTimeout):
-		return &failure{own: errTimeout()}, 0, err
-	case errors.Is(err, context.Canceled) || r.Context().Err() != nil:
-		return nil, 0, context.Canceled
-	case err != nil:
-		return &failure{own: errUnreachable()}, 0, err
+	resp, f, err := h.call(r, req, at)
+	if resp == nil {
+		return f, 0, err
 	}
 	defer resp.Body.Close()
-	sel.ReportLatency(clock.Now().Sub(start)) // to the headers: p2c_ewma weighs by it
 	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
 		if wait, ok := RetryAfter(resp.Header, req.adm.Pool.Clock().Now()); ok {
-			sel.CoolDown(wait)
+			at.sel.CoolDown(wait)
 		}
 	}
 	opts := responseOptions(r, req, t)
-	if req.adm.Pool.ShouldFallbackOnStatus(resp.StatusCode) {
+	if fallsBackOnStatus(req, resp.StatusCode) {
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBodyBytes))
 		return &failure{resp: resp, body: body, opts: opts}, resp.StatusCode, nil
 	}
@@ -161,6 +171,73 @@ func (h *Handler) try(w http.ResponseWriter, r *http.Request, req *request, sel 
 		req.adm.SettleTokens(used)
 	}
 	return nil, resp.StatusCode, err
+}
+
+// call sends the request of at and waits for the answer's headers and,
+// for a strict-mode stream that is observed or has a first-token
+// deadline, its first data frame. It returns the answer, or the failure
+// to record and why.
+func (h *Handler) call(r *http.Request, req *request, at *attempt) (*http.Response, *failure, error) {
+	ctx, cancel := context.WithCancelCause(r.Context())
+	up, err := newUpstreamRequest(ctx, r, at.sel.Target, req.body, req.valid)
+	if err != nil {
+		cancel(nil)
+		return nil, &failure{own: errUnreachable()}, err
+	}
+	clock := req.adm.Pool.Clock()
+	at.start = clock.Now()
+	stop := func() bool { return true }
+	if at.deadline > 0 {
+		stop = clock.AfterFunc(at.deadline, func() { cancel(errFirstTokenCause) })
+	}
+	resp, err := send(sender{client: h.Client, rt: h.Transport}, up, cancel, at.sel.Target.RequestTimeout, clock)
+	switch {
+	case errors.Is(context.Cause(ctx), errFirstTokenCause):
+		return nil, at.expired(resp), fmt.Errorf("%w after %v", ErrFirstTokenTimeout, at.deadline)
+	case errors.Is(err, ErrUpstreamTimeout):
+		stop()
+		return nil, &failure{own: errTimeout()}, err
+	case errors.Is(err, context.Canceled) || r.Context().Err() != nil:
+		stop()
+		return nil, nil, context.Canceled
+	case err != nil:
+		stop()
+		return nil, &failure{own: errUnreachable()}, err
+	}
+	at.sel.ReportLatency(clock.Now().Sub(at.start)) // to the headers: p2c_ewma weighs by it
+	if resp.StatusCode >= 400 {
+		at.obs.Status(resp.StatusCode)
+	} else if req.strict && isEventStream(resp.Header) && (at.deadline > 0 || at.obs != nil) {
+		if found, _ := leadFrame(resp); found {
+			at.firstToken = clock.Now().Sub(at.start)
+			at.obs.Frame()
+		}
+	}
+	if !stop() { // the deadline fired as the headers or the frame arrived
+		return nil, at.expired(resp), fmt.Errorf("%w after %v", ErrFirstTokenTimeout, at.deadline)
+	}
+	return resp, nil, nil
+}
+
+// expired records that the first-token deadline of at expired, drops the
+// upstream's answer if it had begun, and returns the failure.
+func (at *attempt) expired(resp *http.Response) *failure {
+	if resp != nil {
+		resp.Body.Close()
+	}
+	at.timedOut = true
+	at.obs.Deadline()
+	return &failure{own: errTimeout()}
+}
+
+// fallsBackOnStatus reports whether an upstream status moves the request
+// on: by the pool's on_status, and for a realtime request its
+// realtime_on_status too.
+func fallsBackOnStatus(req *request, status int) bool {
+	if req.dispatched {
+		return req.adm.Pool.ShouldFallbackOnStatus(status)
+	}
+	return req.adm.Pool.ShouldFallbackOnRealtimeStatus(status)
 }
 
 // readCloser is a body read from one reader and closed by another.
@@ -181,12 +258,12 @@ func responseOptions(r *http.Request, req *request, t *pool.Target) ResponseOpti
 }
 
 // fallsBack reports whether the walk moves on after failure f.
-func fallsBack(pl *pool.ProviderPool, f *failure, err error) bool {
+func fallsBack(pl *pool.ProviderPool, req *request, f *failure, err error) bool {
 	switch {
 	case errors.Is(err, ErrProviderRateLimited):
 		return pl.ShouldFallbackOnRateLimit()
 	case f.resp != nil:
-		return pl.ShouldFallbackOnStatus(f.resp.StatusCode)
+		return fallsBackOnStatus(req, f.resp.StatusCode)
 	default: // the upstream could not be reached or did not answer in time
 		return pl.FallbackEnabled()
 	}

@@ -80,6 +80,14 @@ type Handler struct {
 
 	// MaxBodyBytes bounds the request body. 0: DefaultMaxBodyBytes.
 	MaxBodyBytes int64
+
+	// DispatchedHeader names the header that marks a request as
+	// dispatched (batch) work, onwards' first-token-timeout-exempt header:
+	// such a request is counted against the alias's batch_inflight_limit
+	// instead of its account's inflight_limit, has no first-token deadline,
+	// is not steered by the AIMD share, and falls back on on_status only,
+	// not realtime_on_status. Empty: every request is realtime.
+	DispatchedHeader string
 }
 
 // ServeHTTP serves one request; see [Handler].
@@ -114,24 +122,47 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	req.strict = strict
-	adm, err := h.Registry.Admit(req.route, bearerToken(r))
-	if err != nil {
-		var ae *pool.AdmissionError
-		if !errors.As(err, &ae) {
-			ae = apiError(http.StatusInternalServerError, "internal_error", "server_error", "The request could not be admitted.")
-		}
-		h.refuse(w, r, ae)
+	if aerr := h.admit(r, req); aerr != nil {
+		h.refuse(w, r, aerr)
 		return
 	}
-	defer adm.Close()
+	defer req.adm.Close()
+	h.forward(w, r, req)
+}
+
+// admit admits the request, holds its in-flight slot and reserves its
+// tokens; on a refusal it has released whatever it took.
+func (h *Handler) admit(r *http.Request, req *request) *pool.AdmissionError {
+	adm, err := h.Registry.Admit(req.route, bearerToken(r))
+	if err != nil {
+		return asAdmissionError(err)
+	}
 	req.adm = adm
+	if h.DispatchedHeader != "" {
+		_, req.dispatched = r.Header[http.CanonicalHeaderKey(h.DispatchedHeader)]
+	}
+	req.stream = isStream(req.body, req.valid)
+	if err := adm.HoldInflight(req.dispatched); err != nil {
+		adm.Close()
+		return asAdmissionError(err)
+	}
 	if adm.TokenLimited() {
 		if err := h.reserveTokens(r, req); err != nil {
-			h.refuse(w, r, err)
-			return
+			adm.Close()
+			return err
 		}
 	}
-	h.forward(w, r, req)
+	return nil
+}
+
+// asAdmissionError returns the *pool.AdmissionError that err is, or a
+// 500 that says nothing more if it is another error.
+func asAdmissionError(err error) *pool.AdmissionError {
+	var ae *pool.AdmissionError
+	if !errors.As(err, &ae) {
+		ae = apiError(http.StatusInternalServerError, "internal_error", "server_error", "The request could not be admitted.")
+	}
+	return ae
 }
 
 // reserveTokens reserves the request's estimated tokens on its token
@@ -140,11 +171,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) reserveTokens(r *http.Request, req *request) *pool.AdmissionError {
 	req.estimate = estimateTokens(r.URL.Path, req.body, req.valid)
 	if err := req.adm.ReserveTokens(req.estimate); err != nil {
-		var ae *pool.AdmissionError
-		if !errors.As(err, &ae) {
-			ae = apiError(http.StatusInternalServerError, "internal_error", "server_error", "The request could not be admitted.")
-		}
-		return ae
+		return asAdmissionError(err)
 	}
 	req.tokens = true
 	if req.valid {
@@ -166,6 +193,8 @@ type request struct {
 	// for the usage that the client did not.
 	tokens, stripUsage bool
 	estimate           int64 // EstimateTokens of the body, once needed; 0 before
+	stream             bool  // the body asks for a stream
+	dispatched         bool  // the request carries the DispatchedHeader
 }
 
 // readRequest reads the body and the model of a request to forward.
