@@ -2,6 +2,8 @@ package pool
 
 import (
 	"math"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -33,8 +35,17 @@ type inflightState struct {
 
 // inflightCounts are the local counts of one alias.
 type inflightCounts struct {
-	accounts sync.Map // account -> *atomic.Int64
-	batch    atomic.Int64
+	accounts      sync.Map // account -> *accountCount
+	batch         atomic.Int64
+	batchRefusals atomic.Uint64
+}
+
+// accountCount is one account's requests in flight on an alias, and how
+// many of its requests the limit checked and refused.
+type accountCount struct {
+	inflight atomic.Int64
+	checks   atomic.Uint64
+	refusals atomic.Uint64
 }
 
 // limitFor returns the limit of account, or -1 for none.
@@ -54,29 +65,69 @@ func (s *inflightState) take(account string, dispatched bool) (func(), bool) {
 		if s.batch < 0 {
 			return nil, true
 		}
-		return acquireInflight(s.batch, &s.counts.batch, s.batchLim)
+		rel, ok := acquireInflight(s.batch, &s.counts.batch, s.batchLim)
+		if !ok {
+			s.counts.batchRefusals.Add(1)
+		}
+		return rel, ok
 	}
 	limit := s.limitFor(account)
 	if account == "" || limit < 0 {
 		return nil, true
 	}
-	v, _ := s.counts.accounts.LoadOrStore(account, new(atomic.Int64))
+	v, _ := s.counts.accounts.LoadOrStore(account, new(accountCount))
+	c := v.(*accountCount)
+	c.checks.Add(1)
 	var lim SharedConcurrency
 	if s.shared != nil {
 		l, _ := s.limiters.LoadOrStore(account, s.shared.Concurrency(
 			"inflight/"+s.alias+"/"+sprintDigest(account), int(min(limit, math.MaxInt32))))
 		lim = l.(SharedConcurrency)
 	}
-	return acquireInflight(limit, v.(*atomic.Int64), lim)
+	rel, ok := acquireInflight(limit, &c.inflight, lim)
+	if !ok {
+		c.refusals.Add(1)
+	}
+	return rel, ok
 }
 
 // count returns the realtime requests of account in flight in this
 // process.
 func (s *inflightState) count(account string) int64 {
 	if v, ok := s.counts.accounts.Load(account); ok {
-		return v.(*atomic.Int64).Load()
+		return v.(*accountCount).inflight.Load()
 	}
 	return 0
+}
+
+// InflightSnapshot is an alias's in-flight limits at one moment: each
+// account it has counted, and its dispatched requests.
+type InflightSnapshot struct {
+	Accounts      []AccountInflight // by account name
+	BatchInFlight int64             // dispatched requests in flight
+	BatchLimit    int64             // -1: uncapped
+	BatchRefusals uint64            // dispatched requests refused
+}
+
+// AccountInflight is one account's count on an alias.
+type AccountInflight struct {
+	Account  string
+	Limit    int64  // -1: none
+	InFlight int64  // in this process
+	Checks   uint64 // realtime requests checked against the limit
+	Refusals uint64 // of those, refused
+}
+
+func (s *inflightState) snapshot() *InflightSnapshot {
+	out := &InflightSnapshot{BatchInFlight: s.counts.batch.Load(), BatchLimit: s.batch, BatchRefusals: s.counts.batchRefusals.Load()}
+	s.counts.accounts.Range(func(k, v any) bool {
+		c := v.(*accountCount)
+		out.Accounts = append(out.Accounts, AccountInflight{Account: k.(string), Limit: s.limitFor(k.(string)),
+			InFlight: c.inflight.Load(), Checks: c.checks.Load(), Refusals: c.refusals.Load()})
+		return true
+	})
+	slices.SortFunc(out.Accounts, func(a, b AccountInflight) int { return strings.Compare(a.Account, b.Account) })
+	return out
 }
 
 // acquireInflight takes a slot of count under limit or, with a shared

@@ -39,10 +39,16 @@ type PoolSnapshot struct {
 	Backoff time.Duration
 	// Refused counts refused admissions by OpenAI error code:
 	// invalid_api_key, access_denied, service_unavailable, no_providers,
-	// rate_limit_exceeded, concurrency_limit_exceeded.
+	// rate_limit_exceeded, concurrency_limit_exceeded,
+	// inflight_limit_exceeded, batch_capacity_exceeded.
 	Refused map[string]uint64
 	// Providers are the pool's providers, in order.
 	Providers []ProviderSnapshot
+	// Share is the AIMD controller's state; nil without one.
+	Share *ShareSnapshot
+	// Inflight is the alias's in-flight limits; nil without any (and for
+	// a pool outside a registry).
+	Inflight *InflightSnapshot
 }
 
 // Provider states, as ProviderSnapshot.State gives them.
@@ -101,8 +107,12 @@ func (r *Registry) Snapshot() RegistrySnapshot {
 		return snap
 	}
 	for _, alias := range s.aliases {
-		ps := s.pools[alias].pool.snapshotAt(now)
+		a := s.pools[alias]
+		ps := a.pool.snapshotAt(now)
 		ps.Alias = alias
+		if a.inflight != nil {
+			ps.Inflight = a.inflight.snapshot()
+		}
 		snap.Pools = append(snap.Pools, ps)
 	}
 	return snap
@@ -128,6 +138,10 @@ func (p *ProviderPool) snapshotAt(now time.Time) PoolSnapshot {
 	}
 	for i, pr := range p.providers {
 		ps.Providers = append(ps.Providers, pr.snapshot(i, now))
+	}
+	if c := p.shareCtl(); c != nil {
+		share := c.snapshot()
+		ps.Share = &share
 	}
 	return ps
 }

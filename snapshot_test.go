@@ -58,7 +58,10 @@ func TestSnapshotAfterScriptedOutcomes(t *testing.T) {
 			Alias: "chat", Strategy: "priority", InFlight: 1, Limit: 10, Limited: true,
 			Retries: 2, Backoff: 200 * time.Millisecond,
 			Refused: map[string]uint64{"invalid_api_key": 1, "access_denied": 0, "service_unavailable": 0, "no_providers": 0,
-				"rate_limit_exceeded": 0, "concurrency_limit_exceeded": 0},
+				"rate_limit_exceeded": 0, "concurrency_limit_exceeded": 0, "inflight_limit_exceeded": 0, "batch_capacity_exceeded": 0},
+			// A priority pool that falls back has onwards 2.0's AIMD
+			// controller; no walk here was load-aware, so its share is 1.
+			Share: &ShareSnapshot{Share: 1, Active: true},
 			Providers: []ProviderSnapshot{{
 				Index: 0, Label: "0:a.example.com", URL: "https://a.example.com/v1/", UpstreamModel: "m-a", Weight: 1,
 				Limit: 3, Limited: true, State: StateEjected,

@@ -7,7 +7,7 @@ import (
 
 // refusalCodes are the codes of the refusals Admit counts per alias.
 var refusalCodes = []string{"invalid_api_key", "access_denied", "service_unavailable", "no_providers",
-	"rate_limit_exceeded", "concurrency_limit_exceeded"}
+	"rate_limit_exceeded", "concurrency_limit_exceeded", "inflight_limit_exceeded", "batch_capacity_exceeded"}
 
 // poolStats are the cumulative counts of a pool. A pool built by a reload
 // shares the stats of the pool it replaces, so they never go back.

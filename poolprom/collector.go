@@ -28,6 +28,25 @@ import (
 //	pool_model_inflight{model}                            gauge (onwards' onwards_model_inflight)
 //	pool_unknown_model_requests_total                     counter
 //
+// and onwards 2.0's, with onwards' names (model is the alias, pool is
+// "default"; an account is a key's "account" label, bounded by the
+// config):
+//
+//	onwards_provider_share{model,pool}                    gauge, the AIMD share
+//	onwards_aimd_active{model,pool}                       gauge
+//	onwards_aimd_window_samples{model,pool}               gauge
+//	onwards_aimd_window_breach_rate{model,pool}           gauge
+//	onwards_aimd_in_flight{model,pool}                    gauge
+//	onwards_share_adjustments_total{model,pool,direction} counter: increase, decrease
+//	onwards_aimd_unknown_total{model,pool}                counter
+//	onwards_inflight_limit_checks_total{model,account}    counter
+//	onwards_inflight_limit_refusals_total{model,account}  counter, from the first refusal
+//	onwards_inflight_account_limit{model,account}         gauge
+//	onwards_batch_inflight_refusals_total{model}          counter, from the first refusal
+//
+// The first-token and failover metrics come from the gateway's attempts:
+// see [Attempts].
+//
 // A Collector is safe for simultaneous scrapes. The zero value has no
 // registry and collects nothing; use New.
 type Collector struct {
@@ -59,6 +78,9 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 		descCooling, descRejections, descRetries, descBackoff, descModelFlight, descUnknown} {
 		ch <- d
 	}
+	for _, d := range onwardsDescs {
+		ch <- d
+	}
 }
 
 // Collect sends the metrics of one snapshot.
@@ -83,6 +105,7 @@ func collectPool(ch chan<- prometheus.Metric, p pool.PoolSnapshot) {
 	for _, pr := range p.Providers {
 		collectProvider(ch, p.Alias, pr)
 	}
+	collectOnwards(ch, p)
 }
 
 func collectProvider(ch chan<- prometheus.Metric, alias string, pr pool.ProviderSnapshot) {
