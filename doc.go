@@ -36,6 +36,16 @@
 // The walk ends when nothing is eligible, at MaxAttempts, or when the pool's
 // [RetryBudget] is spent.
 //
+// # Load-aware controls
+//
+// onwards 2.0's controls decide where a walk starts and what it may take:
+// a priority pool's [AIMD] share of load-aware walks
+// ([SelectIter.SetLoadAware]) that try the preferred provider first,
+// learned from its first-token outcomes ([SelectIter.Observe]);
+// conversation [Affinity] ([SelectIter.SetConversation]); the providers a
+// request class may use ([Serves], [SelectIter.SetClass]); and an
+// account's requests in flight ([Admission.HoldInflight]).
+//
 // # Guards
 //
 // Every [Selection] holds a [ConcurrencyGuard]: the request counts against

@@ -292,3 +292,55 @@ func ExampleAdmission_ReserveTokens() {
 	// admitted; the answer used 120
 	// refused: 429 rate_limit_exceeded, Retry-After: 2
 }
+
+// An account's in-flight limit (onwards 2.0's inflight_limit), held from
+// admission to the end of the answer, across every attempt.
+func ExampleAdmission_HoldInflight() {
+	cfg, err := pool.ParseConfig([]byte(`{
+		"auth": {"key_definitions": {"acme": {"key": "sk-acme", "labels": {"account": "acme"}}}},
+		"targets": {"gpt-4o": {"inflight_limit": 1, "providers": [{"url": "https://api.example.com/v1"}]}}}`))
+	if err != nil {
+		log.Fatal(err)
+	}
+	reg, err := pool.NewRegistry(cfg)
+	if err != nil {
+		log.Fatal(err)
+	}
+	first, _ := reg.Admit("gpt-4o", "sk-acme")
+	fmt.Println("first:", first.HoldInflight(false))
+	second, _ := reg.Admit("gpt-4o", "sk-acme")
+	fmt.Println("second:", second.HoldInflight(false))
+	second.Close()
+	first.Close() // the answer is done: the slot is free again
+	fmt.Println("in flight:", reg.InflightCount("gpt-4o", "acme"))
+	// Output:
+	// first: <nil>
+	// second: pool: 429 inflight_limit_exceeded: Your account has 1 requests in flight on the model "gpt-4o", its limit; retry when one finishes.
+	// in flight: 0
+}
+
+// A priority pool that learns how often to try its preferred provider
+// first (onwards 2.0's AIMD share): a load-aware walk reports the
+// preferred provider's first-token outcomes.
+func ExampleSelectIter_SetLoadAware() {
+	preferred, _ := pool.NewTarget("https://self-hosted.example.com/v1")
+	backup, _ := pool.NewTarget("https://api.example.com/v1")
+	p, err := pool.NewProviderPool(
+		[]*pool.Provider{pool.NewProvider(preferred, 1), pool.NewProvider(backup, 1)},
+		pool.WithStrategy(pool.Priority),
+		pool.WithFallback(pool.FallbackConfig{Enabled: true, OnStatus: []int{529}}),
+		pool.WithAIMD(pool.DefaultAIMD()))
+	if err != nil {
+		log.Fatal(err)
+	}
+	it := p.SelectIter()
+	it.SetLoadAware() // a realtime strict-mode stream
+	sel, _ := it.Next()
+	obs := it.Observe(sel) // nil unless sel is the preferred provider
+	obs.Status(529)        // it was over capacity: a breach
+	obs.Close()
+	sel.Close()
+	s, _ := p.ShareSnapshot()
+	fmt.Printf("first provider %d; share %.2f, %d breach in the window\n", sel.Index, s.Share, s.Samples)
+	// Output: first provider 0; share 1.00, 1 breach in the window
+}

@@ -37,6 +37,15 @@
 // that does each exchange on the calling goroutine, with fewer goroutines
 // and less memory per stream than net/http's; set it as [Handler].Transport.
 //
+// # Load-aware failover
+//
+// A pool's fallback.first_token_timeout_ms bounds a realtime stream's wait
+// for its headers and, in strict mode, its first data frame; on expiry the
+// next provider is tried ([ErrFirstTokenTimeout]). [Handler].DispatchedHeader
+// tells batch work from realtime, for realtime_on_status, the in-flight
+// limits and the AIMD share, which strict realtime streams steer and feed.
+// [ConversationKey] names a request's conversation for a pool's affinity.
+//
 // # Parts for a handler of your own
 //
 // [NewUpstreamRequest], [Send] and [CopyResponse] are the steps of one
