@@ -19,17 +19,7 @@ type walkChoice struct {
 // reports whether it made it (false: the strategy picks as usual).
 func (it *walkChoice) first(p *ProviderPool, ex *bitset, w *walk) (Selection, bool, bool) {
 	if it.hasConv && p.affinity != nil && p.strategy != Priority {
-		i := p.rendezvous(it.conv, ex, p.affinity.loadBound())
-		if i < 0 {
-			return Selection{}, false, false
-		}
-		sel, ok := p.selectBy(ex, func(ex *bitset) int {
-			if ex.has(i) {
-				return -1
-			}
-			return i
-		})
-		return sel, ok, ok
+		return p.selectHome(it.conv, ex, w)
 	}
 	if p.strategy != Priority || len(p.entries) < 2 || ex.has(0) {
 		return Selection{}, false, false
@@ -49,6 +39,30 @@ func (it *walkChoice) first(p *ProviderPool, ex *bitset, w *walk) (Selection, bo
 		return Selection{}, false, false // the priority order starts there anyway
 	}
 	sel, ok := p.selectExcluding(ex.with(0), w)
+	return sel, ok, ok
+}
+
+// selectHome takes the home provider of conversation key, if it is within
+// the load bound, outside ex, and one the pool's usual path would take
+// (outlier detection, limits shared across replicas): the path selects
+// with every other provider excluded. A home that outlier detection holds
+// back is not taken; the strategy picks instead.
+func (p *ProviderPool) selectHome(key uint64, ex *bitset, w *walk) (Selection, bool, bool) {
+	i := p.rendezvous(key, ex, p.affinity.loadBound())
+	if i < 0 {
+		return Selection{}, false, false
+	}
+	only := new(bitset)
+	for j := range p.entries {
+		if j != i {
+			only.add(j)
+		}
+	}
+	sel, ok := p.selectExcluding(only, w)
+	if ok && sel.Panic() {
+		sel.Close()
+		return Selection{}, false, false
+	}
 	return sel, ok, ok
 }
 

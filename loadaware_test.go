@@ -271,3 +271,26 @@ func TestAffinityBoundsAreOnwards(t *testing.T) {
 		assert.Equal(t, field, errs[0].Place)
 	}
 }
+
+func TestAffinityNeverSendsAConversationToAnEjectedHome(t *testing.T) {
+	providers := make([]*Provider, 4)
+	for i := range providers {
+		providers[i] = NewProvider(newTestTarget(t, fmt.Sprintf("https://p%d.example.com", i)), 1)
+	}
+	p := newTestPool(t, providers, WithAffinity(DefaultAffinity(1)),
+		WithOutlierDetection(OutlierDetection{ConsecutiveFailures: 1}), WithClock(fakeclock.New()))
+	pick := func() Selection {
+		it := p.SelectIter()
+		it.SetConversation(42)
+		sel, ok := it.Next()
+		require.True(t, ok)
+		return sel
+	}
+	home := pick()
+	home.Report(Failure) // ejects it
+	home.Close()
+	next := pick()
+	assert.NotEqual(t, home.Index, next.Index, "the ejected home is skipped")
+	assert.False(t, next.Panic())
+	next.Close()
+}
