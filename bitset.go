@@ -58,6 +58,14 @@ func (s *bitset) clone() *bitset {
 	return c
 }
 
+// copy returns a copy of s, which may be nil, by value.
+func (s *bitset) copy() bitset {
+	if s == nil {
+		return bitset{}
+	}
+	return bitset{lo: s.lo, hi: append([]uint64(nil), s.hi...)}
+}
+
 // with returns a copy of s (which may be nil) with i added; s is unchanged.
 func (s *bitset) with(i int) *bitset {
 	c := s.clone()

@@ -42,6 +42,7 @@ type ProviderPool struct {
 	seed        func() uint64                   // seeds each SelectIter's random numbers; nil: math/rand/v2
 	turn        atomic.Uint64                   // round_robin's next turn
 	scope       [2]bitset                       // by RequestClass, the providers that must not serve it
+	scoped      bool                            // scope[ClassChat] is not empty
 	aimd        *AIMD                           // set by WithAIMD
 	share       atomic.Pointer[shareController] // nil: no AIMD controller; set again only by AdoptProviderState
 	affinity    *Affinity                       // set by WithAffinity
@@ -178,6 +179,7 @@ func (p *ProviderPool) aimdEligible() bool {
 // initLoadAware sets up the load-aware state of a new pool.
 func (p *ProviderPool) initLoadAware(providers []*Provider) {
 	p.scope = scopes(providers)
+	p.scoped = p.scope[ClassChat].count() > 0
 	if p.aimdEligible() {
 		p.share.Store(newShareController(*p.aimd, p.clock))
 	}

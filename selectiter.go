@@ -21,10 +21,35 @@ type SelectIter struct {
 	tries     int           // selections made
 	replace   bool          // weighted_random may yield a provider again
 	multiPass bool          // a tried-out pass starts again
+	loadAware bool          // SetLoadAware
+	hasConv   bool          // SetConversation was called
 	slept     time.Duration // backoff handed out so far
 	walk      walk          // the walk's own random numbers
-	base      bitset        // the providers out of the walk's scope (SetClass)
-	choice    walkChoice    // what decides the first attempt
+	classSet  bool          // SetClass was called
+	ext       *walkExt      // what the setters of the load-aware controls set; nil: none
+}
+
+// walkExt is what a walk keeps for the load-aware controls, apart, so
+// that a walk without them stays small.
+type walkExt struct {
+	base *bitset // the pool's providers out of the walk's scope (SetClass); nil: none
+	conv uint64  // the conversation's key
+}
+
+// extra returns the walk's walkExt, making it at first use.
+func (it *SelectIter) extra() *walkExt {
+	if it.ext == nil {
+		it.ext = new(walkExt)
+	}
+	return it.ext
+}
+
+// scope returns the providers out of the walk's scope, or nil.
+func (it *SelectIter) scope() *bitset {
+	if it.ext == nil {
+		return nil
+	}
+	return it.ext.base
 }
 
 // SelectIter returns a new walk over the pool for one request.
@@ -43,17 +68,13 @@ func (p *ProviderPool) newSelectIter() SelectIter {
 	if p.hasFallback && p.fallback.MaxAttempts > 0 {
 		left = p.fallback.MaxAttempts
 	}
-	it := SelectIter{
+	return SelectIter{
 		pool:      p,
 		left:      left,
 		replace:   p.hasFallback && p.fallback.WithReplacement && p.strategy != Priority,
 		multiPass: p.hasFallback && p.fallback.MaxAttempts > 0,
 		walk:      walk{seed: p.seed},
 	}
-	if p.scope[ClassChat].lo != 0 || len(p.scope[ClassChat].hi) > 0 {
-		it.SetClass(ClassChat)
-	}
-	return it
 }
 
 // Next returns the next selection and true, or false when the walk is over.
@@ -66,17 +87,22 @@ func (it *SelectIter) Next() (Selection, bool) {
 	if it.left <= 0 {
 		return Selection{}, false
 	}
+	if it.tries == 0 && it.pool.scoped && !it.classSet {
+		it.SetClass(ClassChat) // the default scope, set here to keep SelectIter cheap
+		if it.left <= 0 {
+			return Selection{}, false
+		}
+	}
 	it.left--
 	var sel Selection
-	var ok, made bool
-	if it.tries == 0 && (it.choice.loadAware || it.choice.hasConv) {
-		sel, ok, made = it.choice.first(it.pool, &it.excluded, &it.walk)
-	}
-	if !made {
+	var ok bool
+	if it.tries == 0 && (it.loadAware || it.hasConv) {
+		sel, ok = it.first()
+	} else {
 		sel, ok = it.pool.selectExcluding(&it.excluded, &it.walk)
 	}
 	if !ok && it.multiPass && it.passDone() {
-		it.excluded = *it.base.clone()
+		it.excluded = it.scope().copy()
 		sel, ok = it.pool.selectExcluding(&it.excluded, &it.walk)
 	}
 	if ok && it.pool.budget != nil {
@@ -99,6 +125,19 @@ func (it *SelectIter) Next() (Selection, bool) {
 		it.excluded.add(sel.Index)
 	}
 	return sel, true
+}
+
+// first makes the first selection of a walk whose start a load-aware
+// control may decide.
+func (it *SelectIter) first() (Selection, bool) {
+	c := walkChoice{loadAware: it.loadAware, hasConv: it.hasConv}
+	if it.hasConv {
+		c.conv = it.ext.conv
+	}
+	if sel, ok, made := c.first(it.pool, &it.excluded, &it.walk); made {
+		return sel, ok
+	}
+	return it.pool.selectExcluding(&it.excluded, &it.walk)
 }
 
 // passDone reports whether the walk has tried every provider that could
@@ -175,15 +214,15 @@ func (it *SelectIter) SetTokens(n int64) {
 // controller steers and learns from: in onwards, a strict-mode request
 // with "stream": true that does not carry the dispatched (batch) header.
 // Call it before the first Next.
-func (it *SelectIter) SetLoadAware() { it.choice.loadAware = true }
+func (it *SelectIter) SetLoadAware() { it.loadAware = true }
 
 // SetConversation names the conversation of the walk's request, a key
 // that is the same for each of its turns (see [Affinity]); a pool without
 // affinity ignores it. Call it before the first Next.
-func (it *SelectIter) SetConversation(key uint64) { it.choice.conv, it.choice.hasConv = key, true }
+func (it *SelectIter) SetConversation(key uint64) { it.extra().conv, it.hasConv = key, true }
 
 // SetClass scopes the walk to the providers that serve class (see
-// [Serves]); the walk starts scoped to ClassChat. Without an explicit
+// [Serves]); without it, the walk is scoped to ClassChat. Without an explicit
 // MaxAttempts, the walk then makes one attempt per provider in scope.
 // Call it before the first Next.
 func (it *SelectIter) SetClass(c RequestClass) {
@@ -191,10 +230,11 @@ func (it *SelectIter) SetClass(c RequestClass) {
 	if p == nil || c > ClassCompletions || it.tries > 0 {
 		return
 	}
-	it.base = p.scope[c]
-	it.excluded = *it.base.clone()
+	base := &p.scope[c]
+	it.extra().base, it.classSet = base, true
+	it.excluded = base.copy()
 	if !it.multiPass {
-		it.left = len(p.entries) - it.base.count()
+		it.left = len(p.entries) - base.count()
 	}
 }
 
@@ -203,7 +243,7 @@ func (it *SelectIter) SetClass(c RequestClass) {
 // not load-aware, or sel is not the preferred provider. Report to it how
 // the attempt went, and close it.
 func (it *SelectIter) Observe(sel Selection) *FirstTokenObservation {
-	if !it.choice.loadAware {
+	if !it.loadAware {
 		return nil
 	}
 	return it.pool.observe(sel)
