@@ -79,4 +79,8 @@ type Attempt struct {
 	// Dispatched reports that the request carried the Handler's
 	// DispatchedHeader: batch work, which onwards calls dispatched.
 	Dispatched bool
+	// RescuedFrom is, for a 2xx answer after the request failed over, the
+	// request's first attempt that fell back (onwards' rescue); nil
+	// otherwise.
+	RescuedFrom *Attempt
 }

@@ -77,6 +77,9 @@ func TestFirstTokenDeadlineFailsOverAStreamThatSendsOnlyComments(t *testing.T) {
 	assert.True(t, tries[0].FirstTokenTimedOut)
 	assert.True(t, tries[0].FellBack)
 	assert.False(t, tries[1].FirstTokenTimedOut)
+	require.NotNil(t, tries[1].RescuedFrom, "a 2xx after a failover is a rescue")
+	assert.True(t, tries[1].RescuedFrom.FirstTokenTimedOut)
+	assert.Nil(t, tries[0].RescuedFrom)
 	assert.Zero(t, clock.Timers(), "no deadline on the last attempt")
 }
 

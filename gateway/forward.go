@@ -33,7 +33,8 @@ type failure struct {
 func (h *Handler) forward(w http.ResponseWriter, r *http.Request, req *request) {
 	pl := req.adm.Pool
 	clock := pl.Clock()
-	var last *failure // nil: no provider had room
+	var last *failure      // nil: no provider had room
+	var firstFail *Attempt // the first attempt that fell back, for a rescue
 	it := h.walk(r, req)
 	for {
 		sel, ok := it.Next()
@@ -52,7 +53,13 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, req *request) 
 		if fellBack {
 			a.Backoff = it.Backoff()
 		}
+		if f == nil && err == nil && status/100 == 2 {
+			a.RescuedFrom = firstFail
+		}
 		h.report(a, sel.Target)
+		if fellBack && firstFail == nil {
+			firstFail = &a
+		}
 		if f == nil {
 			if errors.Is(err, ErrUpstreamBrokeOff) && r.Context().Err() == nil {
 				panic(http.ErrAbortHandler) // the status is sent: abort the client's response

@@ -76,6 +76,7 @@ func collectOnwards(ch chan<- prometheus.Metric, p pool.PoolSnapshot) {
 //	onwards_first_token_seconds{model,pool,role}         histogram
 //	onwards_first_token_breaches_total{model,pool,role}  counter
 //	onwards_failovers_total{model,cause,traffic}         counter
+//	onwards_fallback_rescues_total{model,cause,traffic}  counter: 2xx after a failover, by the first failure's cause
 //
 // role is "preferred" for a pool's first provider and "alternate" for the
 // others; cause is the upstream status that moved the request on, or
@@ -92,6 +93,7 @@ type Attempts struct {
 	firstToken *prometheus.HistogramVec
 	breaches   *prometheus.CounterVec
 	failovers  *prometheus.CounterVec
+	rescues    *prometheus.CounterVec
 }
 
 // FirstTokenBuckets are the buckets of onwards_first_token_seconds.
@@ -107,6 +109,8 @@ func NewAttempts() *Attempts {
 			Help: "First-token deadlines that expired."}, labels),
 		failovers: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "onwards_failovers_total",
 			Help: "Attempts the pool failed over from."}, []string{"model", "cause", "traffic"}),
+		rescues: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "onwards_fallback_rescues_total",
+			Help: "Requests answered with a 2xx after at least one failover."}, []string{"model", "cause", "traffic"}),
 	}
 }
 
@@ -122,12 +126,15 @@ func (m *Attempts) Record(a gateway.Attempt) {
 	if a.FirstTokenTimedOut {
 		m.breaches.WithLabelValues(a.Alias, poolLabel, role).Inc()
 	}
+	traffic := "realtime"
+	if a.Dispatched {
+		traffic = "dispatched"
+	}
 	if a.FellBack {
-		traffic := "realtime"
-		if a.Dispatched {
-			traffic = "dispatched"
-		}
 		m.failovers.WithLabelValues(a.Alias, cause(a), traffic).Inc()
+	}
+	if a.RescuedFrom != nil {
+		m.rescues.WithLabelValues(a.Alias, cause(*a.RescuedFrom), traffic).Inc()
 	}
 }
 
@@ -151,6 +158,7 @@ func (m *Attempts) Describe(ch chan<- *prometheus.Desc) {
 	m.firstToken.Describe(ch)
 	m.breaches.Describe(ch)
 	m.failovers.Describe(ch)
+	m.rescues.Describe(ch)
 }
 
 // Collect sends the attempt metrics.
@@ -158,4 +166,5 @@ func (m *Attempts) Collect(ch chan<- prometheus.Metric) {
 	m.firstToken.Collect(ch)
 	m.breaches.Collect(ch)
 	m.failovers.Collect(ch)
+	m.rescues.Collect(ch)
 }

@@ -60,17 +60,21 @@ func TestAttemptsRecordOnwardsLabels(t *testing.T) {
 	m.Record(gateway.Attempt{Alias: "m", Provider: 0, FirstTokenTimedOut: true, FellBack: true,
 		Err: fmt.Errorf("%w after 1s", gateway.ErrFirstTokenTimeout)})
 	m.Record(gateway.Attempt{Alias: "m", Provider: 1, Status: 529, FellBack: true, Dispatched: true})
-	m.Record(gateway.Attempt{Alias: "m", Provider: 2, Status: 200, FirstToken: 300 * time.Millisecond})
+	m.Record(gateway.Attempt{Alias: "m", Provider: 2, Status: 200, FirstToken: 300 * time.Millisecond,
+		RescuedFrom: &gateway.Attempt{Alias: "m", Status: 529, FellBack: true}})
 	want := `
 # HELP onwards_failovers_total Attempts the pool failed over from.
 # TYPE onwards_failovers_total counter
 onwards_failovers_total{cause="529",model="m",traffic="dispatched"} 1
 onwards_failovers_total{cause="first_token_timeout",model="m",traffic="realtime"} 1
+# HELP onwards_fallback_rescues_total Requests answered with a 2xx after at least one failover.
+# TYPE onwards_fallback_rescues_total counter
+onwards_fallback_rescues_total{cause="529",model="m",traffic="realtime"} 1
 # HELP onwards_first_token_breaches_total First-token deadlines that expired.
 # TYPE onwards_first_token_breaches_total counter
 onwards_first_token_breaches_total{model="m",pool="default",role="preferred"} 1
 `
-	if err := testutil.CollectAndCompare(m, strings.NewReader(want), "onwards_failovers_total", "onwards_first_token_breaches_total"); err != nil {
+	if err := testutil.CollectAndCompare(m, strings.NewReader(want), "onwards_failovers_total", "onwards_fallback_rescues_total", "onwards_first_token_breaches_total"); err != nil {
 		t.Fatal(err)
 	}
 	if n := testutil.CollectAndCount(m, "onwards_first_token_seconds"); n != 1 {
