@@ -12,7 +12,8 @@ import (
 // reads it. Build a [Registry] from it to serve requests.
 //
 // StrictMode, SanitizeResponse and Trusted are acted on by package
-// gateway, and HTTPPool by gateway.NewClientFor; OpenResponses is kept for
+// gateway, and HTTPPool by gateway.NewTransportFor and NewClientFor;
+// OpenResponses is kept for
 // the caller. Fields that
 // newer onwards versions define are accepted and kept too, and NotActedOn
 // lists where they appear.
@@ -29,8 +30,9 @@ type Config struct {
 	// requests, sanitizes answers and standardizes errors.
 	StrictMode bool `json:"strict_mode,omitempty"`
 
-	// HTTPPool tunes the proxy's upstream HTTP client: gateway.NewClientFor
-	// builds a client from it, as onwards does at start.
+	// HTTPPool tunes the proxy's upstream connections:
+	// gateway.NewTransportFor and gateway.NewClientFor build from it, as
+	// onwards builds its client at start.
 	HTTPPool *HTTPPoolSpec `json:"http_pool,omitempty"`
 
 	// SharedState is this library's extension for limits shared across
@@ -136,8 +138,8 @@ type SharedStateSpec struct {
 }
 
 // HTTPPoolSpec is the config's "http_pool" object: the idle connections of
-// the upstream client. The pool package only checks it; gateway.NewClientFor
-// builds a client from it.
+// the upstream client. The pool package only checks it; gateway's
+// NewTransportFor and NewClientFor build from it.
 type HTTPPoolSpec struct {
 	// MaxIdlePerHost is the idle connections kept per upstream host.
 	MaxIdlePerHost *int `json:"max_idle_per_host,omitempty"`

@@ -6,8 +6,6 @@ import (
 	"net/http"
 	"sync"
 	"time"
-
-	"github.com/onwardsgo/pool"
 )
 
 // NewClient returns an HTTP client for upstream calls, tuned for a proxy:
@@ -34,32 +32,6 @@ const (
 	defaultMaxIdlePerHost = 100
 	defaultIdleTimeout    = 90 * time.Second
 )
-
-// NewClientFor is NewClient with the connection pool that an onwards
-// config's http_pool asks for, as onwards sets up its client when it
-// starts: at most max_idle_per_host idle connections per upstream host
-// (left out: 100) and each closed once idle for idle_timeout_secs (left
-// out: 90); either at 0 keeps no connection idle. There is no cap over all
-// hosts, as onwards' client has none. A nil spec gives the defaults. As in
-// onwards, a reload does not rebuild the client: build it from the config
-// the process starts with.
-func NewClientFor(spec *pool.HTTPPoolSpec) *http.Client {
-	c := NewClient()
-	t := c.Transport.(*http.Transport)
-	t.MaxIdleConns = 0
-	if spec != nil && spec.MaxIdlePerHost != nil {
-		t.MaxIdleConnsPerHost = *spec.MaxIdlePerHost
-	}
-	if spec != nil && spec.IdleTimeoutSecs != nil {
-		t.IdleConnTimeout = time.Duration(*spec.IdleTimeoutSecs) * time.Second
-	}
-	if t.MaxIdleConnsPerHost <= 0 || t.IdleConnTimeout <= 0 {
-		// Keep none. net/http reads a per-host 0 as its default of 2
-		// and a timeout of 0 as none, and keeps none only below 0.
-		t.MaxIdleConnsPerHost, t.IdleConnTimeout = -1, 0
-	}
-	return c
-}
 
 // noRedirect is NewClient's redirect policy: none is followed.
 func noRedirect(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }

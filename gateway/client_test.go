@@ -15,7 +15,10 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-func TestNewClientForHTTPPool(t *testing.T) {
+// NewClientFor and NewTransportFor read a config's http_pool alike: the
+// fields as set, and, the proof, as many connections reopened as the pool
+// does not keep.
+func TestHTTPPoolBuildsTheIdlePool(t *testing.T) {
 	n := func(v int) *int { return &v }
 	for _, tc := range []struct {
 		name     string
@@ -32,53 +35,70 @@ func TestNewClientForHTTPPool(t *testing.T) {
 		{"none per host", &pool.HTTPPoolSpec{MaxIdlePerHost: n(0)}, -1, 0, 3, 3},
 		{"no idle time", &pool.HTTPPoolSpec{IdleTimeoutSecs: n(0)}, -1, 0, 3, 3},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			c := NewClientFor(tc.spec)
-			defer c.CloseIdleConnections()
-			tr := c.Transport.(*http.Transport)
-			assert.Equal(t, tc.perHost, tr.MaxIdleConnsPerHost)
-			assert.Equal(t, tc.idle, tr.IdleConnTimeout)
-			assert.Equal(t, 0, tr.MaxIdleConns, "no cap over all hosts")
-			assert.ErrorIs(t, c.CheckRedirect(nil, nil), http.ErrUseLastResponse, "redirects are not followed")
-
-			// Behaviour: three requests at once open three connections;
-			// the next three reuse those kept idle and open the rest.
-			block := make(chan struct{})
-			arrived := make(chan struct{}, tc.parallel)
-			s := newConnServer(t, func(w http.ResponseWriter, r *http.Request) {
-				arrived <- struct{}{}
-				<-block
+		for _, build := range []string{"NewClientFor", "NewTransportFor"} {
+			t.Run(tc.name+"/"+build, func(t *testing.T) {
+				var c *http.Client
+				if build == "NewClientFor" {
+					c = NewClientFor(tc.spec)
+					tr := c.Transport.(*http.Transport)
+					assert.Equal(t, tc.perHost, tr.MaxIdleConnsPerHost)
+					assert.Equal(t, tc.idle, tr.IdleConnTimeout)
+					assert.Equal(t, 0, tr.MaxIdleConns, "no cap over all hosts")
+					assert.ErrorIs(t, c.CheckRedirect(nil, nil), http.ErrUseLastResponse, "redirects are not followed")
+				} else {
+					tr := NewTransportFor(tc.spec)
+					assert.Equal(t, tc.perHost, tr.MaxIdleConnsPerHost)
+					if tc.perHost > 0 {
+						assert.Equal(t, tc.idle, tr.IdleConnTimeout)
+					}
+					c = &http.Client{Transport: tr, CheckRedirect: noRedirect}
+				}
+				defer c.CloseIdleConnections()
+				idlePoolRounds(t, c, tc.parallel, tc.reopened)
 			})
-			round := func() {
-				done := make(chan struct{}, tc.parallel)
-				for range tc.parallel {
-					go func() {
-						defer func() { done <- struct{}{} }()
-						resp, err := c.Post(s.URL, "text/plain", nil)
-						if assert.NoError(t, err) {
-							resp.Body.Close()
-						}
-					}()
-				}
-				for range tc.parallel {
-					<-arrived
-				}
-				for range tc.parallel {
-					block <- struct{}{}
-				}
-				for range tc.parallel {
-					<-done
-				}
-			}
-			round()
-			first, _ := s.counts()
-			require.Equal(t, tc.parallel, first)
-			s.awaitOpen(t, tc.parallel-tc.reopened) // those not kept are closed
-			round()
-			opened, _ := s.counts()
-			assert.Equal(t, tc.parallel+tc.reopened, opened)
-		})
+		}
 	}
+}
+
+// idlePoolRounds sends two rounds of parallel requests with c and checks
+// that the second opens reopened connections: those the first did not
+// keep idle.
+func idlePoolRounds(t *testing.T, c *http.Client, parallel, reopened int) {
+	t.Helper()
+	block := make(chan struct{})
+	arrived := make(chan struct{}, parallel)
+	s := newConnServer(t, func(w http.ResponseWriter, r *http.Request) {
+		arrived <- struct{}{}
+		<-block
+	})
+	round := func() {
+		done := make(chan struct{}, parallel)
+		for range parallel {
+			go func() {
+				defer func() { done <- struct{}{} }()
+				resp, err := c.Post(s.URL, "text/plain", nil)
+				if assert.NoError(t, err) {
+					resp.Body.Close()
+				}
+			}()
+		}
+		for range parallel {
+			<-arrived
+		}
+		for range parallel {
+			block <- struct{}{}
+		}
+		for range parallel {
+			<-done
+		}
+	}
+	round()
+	first, _ := s.counts()
+	require.Equal(t, parallel, first)
+	s.awaitOpen(t, parallel-reopened) // those not kept are closed
+	round()
+	opened, _ := s.counts()
+	assert.Equal(t, parallel+reopened, opened)
 }
 
 // A Client and a RoundTripper called directly send the Handler's requests

@@ -35,7 +35,8 @@
 // By default the handler calls upstreams with [NewClient]'s client, which
 // follows no redirect. [Transport] is an HTTP/1.1 [net/http.RoundTripper]
 // that does each exchange on the calling goroutine, with fewer goroutines
-// and less memory per stream than net/http's; set it as [Handler].Transport.
+// and less memory per stream than net/http's; set it as [Handler].Transport,
+// built by [NewTransportFor] from a config's http_pool.
 //
 // # Load-aware failover
 //

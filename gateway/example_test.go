@@ -117,3 +117,34 @@ func ExampleTransport() {
 	// Output:
 	// 200 {"path": "/v1/chat/completions", "auth": "Bearer sk-upstream", "body": {"model": "m"}}
 }
+
+// NewTransportFor builds the upstream transport from a config's http_pool:
+// here at most 10 idle connections per upstream, each kept 30 s.
+func ExampleNewTransportFor() {
+	up := upstream()
+	defer up.Close()
+	cfg, err := pool.ParseConfig([]byte(`{
+		"http_pool": {"max_idle_per_host": 10, "idle_timeout_secs": 30},
+		"targets": {"m": {"url": "` + up.URL + `"}}
+	}`))
+	if err != nil {
+		panic(err)
+	}
+	reg, _ := pool.NewRegistry(cfg)
+
+	transport := gateway.NewTransportFor(cfg.HTTPPool)
+	defer transport.CloseIdleConnections()
+	fmt.Println(transport.MaxIdleConnsPerHost, transport.IdleConnTimeout)
+
+	gw := httptest.NewServer(&gateway.Handler{Registry: reg, Transport: transport})
+	defer gw.Close()
+	resp, err := http.Post(gw.URL+"/v1/chat/completions", "application/json", strings.NewReader(`{"model": "m"}`))
+	if err != nil {
+		panic(err)
+	}
+	resp.Body.Close()
+	fmt.Println(resp.StatusCode)
+	// Output:
+	// 10 30s
+	// 200
+}

@@ -111,10 +111,10 @@ func run(configPath, addr string, opts pool.ParseOptions, log *slog.Logger) erro
 	if err != nil {
 		return err
 	}
-	// The upstream client's idle pool is set once, as in onwards.
-	client := gateway.NewClientFor(cfg.HTTPPool)
-	defer client.CloseIdleConnections()
-	srv := &http.Server{Handler: newMux(reg, client, log), ReadHeaderTimeout: 10 * time.Second}
+	// The upstream transport's idle pool is set once, as in onwards.
+	transport := gateway.NewTransportFor(cfg.HTTPPool)
+	defer transport.CloseIdleConnections()
+	srv := &http.Server{Handler: newMux(reg, transport, log), ReadHeaderTimeout: 10 * time.Second}
 	printUsage(os.Stdout, ln.Addr().String(), reg.Aliases(), configPath == "")
 	go func() {
 		<-ctx.Done()
@@ -219,16 +219,16 @@ func watchConfig(ctx context.Context, path string, opts pool.ParseOptions, reg *
 	return nil
 }
 
-// newMux serves the gateway, its upstream calls sent with client (nil: the
-// gateway's default), with /metrics (Prometheus) and /status (a page of the
+// newMux serves the gateway, its upstream calls sent by rt (nil: the
+// gateway's default client), with /metrics (Prometheus) and /status (a page of the
 // pools' state) beside it.
-func newMux(reg *pool.Registry, client *http.Client, log *slog.Logger) *http.ServeMux {
+func newMux(reg *pool.Registry, rt http.RoundTripper, log *slog.Logger) *http.ServeMux {
 	metrics := prometheus.NewRegistry()
 	metrics.MustRegister(poolprom.New(reg))
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(metrics, promhttp.HandlerOpts{}))
 	mux.Handle("GET /status", status.Handler(reg))
-	mux.Handle("/", &gateway.Handler{Registry: reg, Client: client, Log: log})
+	mux.Handle("/", &gateway.Handler{Registry: reg, Transport: rt, Log: log})
 	return mux
 }
 
