@@ -94,7 +94,6 @@ type upstreamConn struct {
 	conn      net.Conn // the TLS connection for https, else raw
 	raw       net.Conn // the TCP connection: checked, and closed
 	br        *bufio.Reader
-	bw        *bufio.Writer
 	key       connKey // where it goes back when idle
 	tls       *tls.ConnectionState
 	idleSince time.Time
@@ -225,13 +224,23 @@ func closeBody(req *http.Request) {
 	}
 }
 
+// requestWriters buffer the writes of a request. A connection borrows one
+// only while it writes, so that a stream in flight, which may last
+// minutes, holds no write buffer.
+var requestWriters = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 4096) }}
+
 // exchange writes req on c and reads the response's headers, past any
 // informational answer.
 func (c *upstreamConn) exchange(req *http.Request) (*http.Response, error) {
-	if err := req.Write(c.bw); err != nil {
-		return nil, fmt.Errorf("gateway: write upstream request: %w", err)
+	bw := requestWriters.Get().(*bufio.Writer)
+	bw.Reset(c.conn)
+	err := req.Write(bw)
+	if err == nil {
+		err = bw.Flush()
 	}
-	if err := c.bw.Flush(); err != nil {
+	bw.Reset(nil) // keep no connection alive from the pool
+	requestWriters.Put(bw)
+	if err != nil {
 		return nil, fmt.Errorf("gateway: write upstream request: %w", err)
 	}
 	for informational := 0; ; informational++ {
@@ -303,7 +312,6 @@ func (t *Transport) dial(ctx context.Context, req *http.Request, key connKey) (*
 		c.conn, c.tls = tc, &state
 	}
 	c.br = bufio.NewReaderSize(c.conn, 4096)
-	c.bw = bufio.NewWriterSize(c.conn, 4096)
 	return c, nil
 }
 
