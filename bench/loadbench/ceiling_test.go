@@ -32,10 +32,10 @@ func TestCeilingsRelayWhatTheUpstreamSends(t *testing.T) {
 	client := &http.Client{Transport: &http.Transport{MaxConnsPerHost: 1}}
 	defer client.CloseIdleConnections()
 	for _, body := range []string{`{"model":"m","stream":false}`, `{"model":"m","stream":true}`} {
-		want := post(t, client, up.URL, body)
+		want := exchange(t, client, up.URL, body)
 		for name, base := range map[string]string{"rawproxy": "http://" + ln.Addr().String(), "serverproxy": server.URL} {
 			for range 3 { // the same connection, reused
-				if got := post(t, client, base, body); got != want {
+				if got := exchange(t, client, base, body); got != want {
 					t.Errorf("%s, %s:\ngot  %q\nwant %q", name, body, got, want)
 				}
 			}
@@ -43,9 +43,9 @@ func TestCeilingsRelayWhatTheUpstreamSends(t *testing.T) {
 	}
 }
 
-// post sends body to base's chat completions and returns the answer's
+// exchange sends body to base's chat completions and returns the answer's
 // status, content type and body.
-func post(t *testing.T, client *http.Client, base, body string) string {
+func exchange(t *testing.T, client *http.Client, base, body string) string {
 	t.Helper()
 	resp, err := client.Post(base+"/v1/chat/completions", "application/json", strings.NewReader(body))
 	if err != nil {
@@ -82,12 +82,12 @@ func TestBareServerServesTheGatewayAsNetHTTPDoes(t *testing.T) {
 	client := &http.Client{Transport: &http.Transport{MaxConnsPerHost: 1}}
 	defer client.CloseIdleConnections()
 	for _, body := range []string{`{"model":"m","stream":false}`, `{"model":"m","stream":true}`} {
-		want := post(t, client, server.URL, body)
+		want := exchange(t, client, server.URL, body)
 		if !strings.HasPrefix(want, "200 OK ") {
 			t.Fatalf("through net/http's server, %s: %q", body, want)
 		}
 		for range 3 { // the same connection, reused
-			if got := post(t, client, "http://"+ln.Addr().String(), body); got != want {
+			if got := exchange(t, client, "http://"+ln.Addr().String(), body); got != want {
 				t.Errorf("%s:\ngot  %q\nwant %q", body, got, want)
 			}
 		}

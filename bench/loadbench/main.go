@@ -16,14 +16,15 @@
 //	loadbench rawproxy -addr 127.0.0.1:9300 -to http://127.0.0.1:9001,http://127.0.0.1:9002
 //	loadbench serverproxy -addr 127.0.0.1:9400 -to http://127.0.0.1:9001,http://127.0.0.1:9002
 //	loadbench gateway-bareserver -addr 127.0.0.1:9450 -to http://127.0.0.1:9001,http://127.0.0.1:9002
-//	loadbench holdstreams -to http://127.0.0.1:9200 -n 1000
+//	loadbench holdstreams -to http://127.0.0.1:9200 -n 1000 -pid PID -goroutines http://127.0.0.1:9200/debug/pprof/goroutine?debug=1
 //	loadbench rate -to http://127.0.0.1:9200/v1/chat/completions -rate 2000 -d 8s
 //
 // holdstreams measures what a stream in flight costs the proxy at -to: it
-// opens n streams that the upstream holds open after their first event,
-// and prints the growth of the proxy's heap and stacks, and of its
-// goroutines, per stream; then it closes them and, for the gateway, checks
-// that nothing is left in flight. rate sends chat completions (or streams,
+// opens n streams that the upstream holds open with an event a second,
+// and prints the growth of the proxy's resident memory and of its
+// goroutines per stream, the time to each stream's first byte, and the
+// streams dropped; then it closes them and, for the gateway, checks that
+// nothing is left in flight (hold.go). rate sends chat completions (or streams,
 // with -stream) at a fixed rate and prints their latency percentiles.
 package main
 
@@ -38,7 +39,6 @@ import (
 	_ "net/http/pprof"
 	"net/url"
 	"os"
-	"runtime"
 	"runtime/debug"
 	"strings"
 	"sync/atomic"
@@ -60,6 +60,18 @@ func main() {
 	conns := fs.Int("c", 64, "rate: connections")
 	d := fs.Duration("d", 8*time.Second, "rate: how long to send")
 	stream := fs.Bool("stream", false, "rate: ask for SSE streams")
+	pid := fs.Int("pid", 0, "holdstreams: the proxy's process, whose memory is measured")
+	gor := fs.String("goroutines", "", "holdstreams: the proxy's goroutine profile URL (net/http/pprof, debug=1)")
+	inflight := fs.String("inflight", "", "holdstreams: the gateway's /inflight URL, checked for 0 after")
+	hold := fs.Duration("hold", 4*time.Second, "holdstreams: how long the streams are held, at least 3s")
+	fs.Func("H", "rate, holdstreams: a header to send, as \"Name: value\"", func(v string) error {
+		name, value, ok := strings.Cut(v, ":")
+		if !ok {
+			return fmt.Errorf("want Name: value, not %q", v)
+		}
+		header.Add(strings.TrimSpace(name), strings.TrimSpace(value))
+		return nil
+	})
 	fs.Parse(os.Args[2:])
 	if os.Args[1] == "rate" {
 		body := fmt.Sprintf(`{"model":"m","stream":%t,"messages":[{"role":"user","content":"Hi"}]}`, *stream)
@@ -69,7 +81,8 @@ func main() {
 		return
 	}
 	if os.Args[1] == "holdstreams" {
-		if err := holdStreams(*to, *n); err != nil {
+		run := holdRun{url: *to + "/v1/chat/completions", n: *n, pid: *pid, goroutines: *gor, inflight: *inflight, hold: *hold}
+		if err := run.run(); err != nil {
 			log.Fatal(err)
 		}
 		return
@@ -112,22 +125,31 @@ func serve(mode, addr string, targets []string) error {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/", h)
-	mux.HandleFunc("GET /memstats", serveMemstats)
 	mux.Handle("GET /debug/pprof/", http.DefaultServeMux) // net/http/pprof, for profiles under load
 	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	return srv.ListenAndServe()
 }
 
 // upstream answers a chat completion, or, for "stream": true, an SSE
-// stream of 20 events.
+// stream of 20 events, or, for a message of "hold", one held open.
 func upstream(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
-	if strings.Contains(string(body), `"hold":true`) { // one event, then wait for the client to go
+	// A stream whose message is "hold" gets an event a second until the
+	// client goes: the content, for every proxy passes it (Portkey drops
+	// fields OpenAI does not define).
+	if strings.Contains(string(body), `"content":"hold"`) {
 		w.Header().Set("Content-Type", "text/event-stream")
-		io.WriteString(w, "data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"created\":0,\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"t\"},\"finish_reason\":null}]}\n\n")
-		w.(http.Flusher).Flush()
-		<-r.Context().Done()
-		return
+		tick := time.NewTicker(time.Second)
+		defer tick.Stop()
+		for {
+			io.WriteString(w, "data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"created\":0,\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"t\"},\"finish_reason\":null}]}\n\n")
+			w.(http.Flusher).Flush()
+			select {
+			case <-r.Context().Done():
+				return
+			case <-tick.C:
+			}
+		}
 	}
 	if strings.Contains(string(body), `"stream":true`) || strings.Contains(string(body), `"stream": true`) {
 		w.Header().Set("Content-Type", "text/event-stream")
@@ -199,110 +221,4 @@ func gatewayOver(targets []string, h *gateway.Handler) http.Handler {
 		fmt.Fprintln(w, n)
 	})
 	return mux
-}
-
-// serveMemstats answers with the heap and stacks in use, after a
-// collection, and the number of goroutines.
-func serveMemstats(w http.ResponseWriter, r *http.Request) {
-	runtime.GC()
-	var m runtime.MemStats
-	runtime.ReadMemStats(&m)
-	fmt.Fprintln(w, m.HeapInuse+m.StackInuse, runtime.NumGoroutine())
-}
-
-// holdStreams opens n streams through the proxy at gw, each held open by
-// the upstream after its first event, and prints what they cost the proxy
-// per stream.
-func holdStreams(gw string, n int) error {
-	before, err := memstats(gw)
-	if err != nil {
-		return err
-	}
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: n}}
-	bodies := make(chan io.ReadCloser, n)
-	errs := make(chan error, n)
-	for range n {
-		go func() {
-			resp, err := client.Post(gw+"/v1/chat/completions", "application/json",
-				strings.NewReader(`{"model":"m","stream":true,"hold":true,"messages":[{"role":"user","content":"Hi"}]}`))
-			if err != nil {
-				errs <- err
-				return
-			}
-			buf := make([]byte, 1) // the first byte of the first event: the stream is up
-			if _, err := io.ReadFull(resp.Body, buf); err != nil {
-				errs <- fmt.Errorf("status %d: %v", resp.StatusCode, err)
-				return
-			}
-			bodies <- resp.Body
-		}()
-	}
-	held := make([]io.ReadCloser, 0, n)
-	for range n {
-		select {
-		case b := <-bodies:
-			held = append(held, b)
-		case err := <-errs:
-			return err
-		}
-	}
-	during, err := memstats(gw)
-	if err != nil {
-		return err
-	}
-	for _, b := range held {
-		b.Close()
-	}
-	fmt.Printf("%d streams held: %.1f KiB of heap and stacks and %.1f goroutines per stream in the proxy\n",
-		n, float64(during[0]-before[0])/float64(n)/1024, float64(during[1]-before[1])/float64(n))
-	if err := waitDrained(gw); err != nil {
-		return err
-	}
-	var after [2]int64
-	for range 100 { // connections wind down after their streams
-		if after, err = memstats(gw); err != nil || after[1] <= before[1] {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	if err != nil {
-		return err
-	}
-	fmt.Printf("goroutines in the proxy: %d before the streams, %d after\n", before[1], after[1])
-	return nil
-}
-
-// waitDrained waits until the gateway at gw has nothing in flight; a proxy
-// without /inflight has nothing to check.
-func waitDrained(gw string) error {
-	for range 100 { // the gateway notices the hang-ups as it reads on
-		resp, err := http.Get(gw + "/inflight")
-		if err != nil {
-			return err
-		}
-		left, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return nil
-		}
-		if strings.TrimSpace(string(left)) == "0" {
-			fmt.Println("after closing them: nothing in flight")
-			return nil
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return fmt.Errorf("streams still in flight in the gateway 5 s after closing them")
-}
-
-// memstats returns the gateway's heap and stacks in use, and its
-// goroutines.
-func memstats(gw string) ([2]int64, error) {
-	var v [2]int64
-	resp, err := http.Get(gw + "/memstats")
-	if err != nil {
-		return v, err
-	}
-	defer resp.Body.Close()
-	_, err = fmt.Fscan(resp.Body, &v[0], &v[1])
-	return v, err
 }

@@ -76,7 +76,7 @@ func rateRun(url, body string, rate, conns int, d time.Duration) error {
 // send posts body to url and reads the answer to its end; an answer other
 // than 200 is an error.
 func send(client *http.Client, url, body string) error {
-	resp, err := client.Post(url, "application/json", strings.NewReader(body))
+	resp, err := post(client, url, body)
 	if err != nil {
 		return err
 	}
@@ -88,4 +88,21 @@ func send(client *http.Client, url, body string) error {
 		return fmt.Errorf("status %d", resp.StatusCode)
 	}
 	return nil
+}
+
+// header is sent with every request of rate and holdstreams, beside the
+// content type: the -H flag's, Portkey's config for one.
+var header = http.Header{}
+
+// post posts the JSON body to url, with header.
+func post(client *http.Client, url, body string) (*http.Response, error) {
+	req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	req.Header.Set("Content-Type", "application/json")
+	return client.Do(req)
 }
