@@ -30,9 +30,9 @@ import (
 // and the caller. This one keeps none: it writes the request and reads the
 // response where RoundTrip is called, and the response body reads straight
 // from the connection. Behind a [Handler], on bench/load.sh's loads, that
-// served 1.1-1.4x the chat completions a second, and a stream in flight
-// held 2 goroutines and 51 KiB rather than 4 and 62 KiB (BENCHMARKS.md
-// has the figures).
+// served 1.1-1.4x the chat completions a second, and a held stream 2
+// goroutines and 44 KiB of resident memory rather than 4 and 63 KiB
+// (BENCHMARKS.md has the figures).
 //
 // What it leaves out, so that it stays small enough to trust: HTTP/2 (an
 // https upstream is offered HTTP/1.1 only), proxies (HTTP_PROXY and the

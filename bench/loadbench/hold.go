@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -47,7 +48,11 @@ type heldStream struct {
 
 func (h holdRun) run() error {
 	rssBefore, gBefore := rss(h.pid), goroutines(h.goroutines)
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: h.n, DisableCompression: true}}
+	client := &http.Client{Transport: &http.Transport{
+		MaxIdleConnsPerHost: h.n, DisableCompression: true,
+		DialContext:           (&net.Dialer{Timeout: openTimeout}).DialContext,
+		ResponseHeaderTimeout: openTimeout,
+	}}
 	held, failed := h.open(client)
 	// The streams run; every one must see the upstream's ticks meanwhile.
 	time.Sleep(h.hold - 2*time.Second)
@@ -79,7 +84,9 @@ func (h holdRun) run() error {
 
 // open opens h.n streams, at most 16 at once, so that a stream's time to
 // its first byte is the proxy's and not a queue's of streams opening, and
-// returns those that came up, and how many did not.
+// returns those that came up, and how many did not. After a first failure
+// it opens no more, and counts those as failed too: a proxy that gives up
+// must not hold the run for openTimeout a stream.
 func (h holdRun) open(client *http.Client) (held []*heldStream, failed int) {
 	var (
 		mu    sync.Mutex
@@ -87,9 +94,17 @@ func (h holdRun) open(client *http.Client) (held []*heldStream, failed int) {
 		gate  = make(chan struct{}, 16)
 		first sync.Once
 	)
+	var gaveUp atomic.Bool // after the first failure no more are opened: all count as failed
 	for range h.n {
-		wg.Add(1)
 		gate <- struct{}{}
+		if gaveUp.Load() {
+			<-gate
+			mu.Lock()
+			failed++
+			mu.Unlock()
+			continue
+		}
+		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			s, err := openStream(client, h.url)
@@ -98,7 +113,8 @@ func (h holdRun) open(client *http.Client) (held []*heldStream, failed int) {
 			defer mu.Unlock()
 			if err != nil {
 				failed++
-				first.Do(func() { log.Printf("holdstreams: first failure: %v", err) })
+				gaveUp.Store(true)
+				first.Do(func() { log.Printf("holdstreams: first failure, no more opened: %v", err) })
 				return
 			}
 			held = append(held, s)
@@ -107,6 +123,11 @@ func (h holdRun) open(client *http.Client) (held []*heldStream, failed int) {
 	wg.Wait()
 	return held, failed
 }
+
+// openTimeout bounds each step of a stream's opening (dial, headers, first
+// byte), so that a proxy that stops answering fails its streams rather
+// than holding the run.
+const openTimeout = 30 * time.Second
 
 // openStream opens one held stream at url and, once its first byte has
 // come, counts its events on a goroutine of its own until it ends.
@@ -117,7 +138,12 @@ func openStream(client *http.Client, url string) (*heldStream, error) {
 		return nil, err
 	}
 	br := bufio.NewReader(resp.Body)
-	if _, err := br.Peek(1); err != nil || resp.StatusCode != http.StatusOK {
+	late := time.AfterFunc(openTimeout, func() { resp.Body.Close() })
+	_, err = br.Peek(1)
+	if !late.Stop() {
+		err = fmt.Errorf("no first byte in %v", openTimeout)
+	}
+	if err != nil || resp.StatusCode != http.StatusOK {
 		resp.Body.Close()
 		return nil, fmt.Errorf("status %d: %v", resp.StatusCode, err)
 	}
