@@ -96,7 +96,8 @@ wait_port() {
 
 # A held stream takes two descriptors in a proxy, one each way: as many as
 # the hard limit allows.
-ulimit -n "$(ulimit -Hn)"
+hard=$(ulimit -Hn); [ "$hard" != unlimited ] || hard=1048576
+ulimit -n "$hard"
 max_streams=$((($(ulimit -n) - 200) / 2))
 
 go build -o "$work/loadbench" ./bench/loadbench
@@ -111,12 +112,11 @@ portkey_header="x-portkey-config: $(cat "$work/portkey.json")"
 # goroutines[NAME] its goroutine profile (for the Go ones). "direct" is
 # the first upstream itself.
 declare -A port proc goroutines
-go_proxies="reverseproxy gateway gateway-transport rawproxy serverproxy gateway-bareserver"
 start() {
+	if [ "$1" = direct ]; then port[direct]=$up1; proc[direct]=${pids[0]}; return; fi
 	local p
 	p=$(free_port); port[$1]=$p
 	case $1 in
-	direct) port[direct]=$up1; proc[direct]=${pids[0]}; return ;;
 	nginx) start_nginx "$p" ;;
 	haproxy) start_haproxy "$p" ;;
 	caddy)
@@ -238,7 +238,8 @@ function median(list,   v, n, a, b, t) {
 '
 
 # Each path ROUNDS times, taken in turn, so that a noisy spell of the host
-# falls on all of them; load.txt gets the median of each column.
+# falls on all of them; load.txt gets the median of each column, then the
+# lowest and highest req/s of the rounds.
 rounds=${ROUNDS:-3}
 for round in $(seq "$rounds"); do
 	for kind in chat stream; do
@@ -246,8 +247,10 @@ for round in $(seq "$rounds"); do
 	done
 done
 awk "$median_awk"'
-{ k = $1 " " $2; if (!(k in seen)) { seen[k] = 1; order[++rows] = k } for (c = 3; c <= 9; c++) col[k, c] = col[k, c] " " $c }
-END { for (i = 1; i <= rows; i++) { k = order[i]; line = k; for (c = 3; c <= 9; c++) line = line " " median(col[k, c]); print line } }
+{ k = $1 " " $2; if (!(k in seen)) { seen[k] = 1; order[++rows] = k; lo[k] = hi[k] = $3 }
+  for (c = 3; c <= 9; c++) col[k, c] = col[k, c] " " $c
+  if ($3 + 0 < lo[k] + 0) lo[k] = $3; if ($3 + 0 > hi[k] + 0) hi[k] = $3 }
+END { for (i = 1; i <= rows; i++) { k = order[i]; line = k; for (c = 3; c <= 9; c++) line = line " " median(col[k, c]); print line, lo[k], hi[k] } }
 ' "$out/load-runs.txt" > "$out/load.txt"
 
 # The same paths at a fixed rate, below every proxy's capacity, so the
@@ -291,18 +294,18 @@ done
 
 echo "\`bench/load.sh\`, wrk -t2 -c64 -d$duration, median of $rounds rounds: $(run_label); nginx $(nginx -v 2>&1 | cut -d/ -f2); HAProxy $(haproxy -v | head -1 | cut -d' ' -f3); Caddy $(caddy version | cut -d' ' -f1); Portkey $portkey_version on Node.js $(node --version)" | tee "$out/label.txt"
 awk '
-{ kind[NR] = $1; name[NR] = $2; rps[NR] = $3; p50[NR] = $4; p99[NR] = $7; bad[NR] = $8; cpu[NR] = $9
+{ kind[NR] = $1; name[NR] = $2; rps[NR] = $3; p50[NR] = $4; p99[NR] = $7; bad[NR] = $8; cpu[NR] = $9; lo[NR] = $10; hi[NR] = $11
   if ($2 == "direct") { d50[$1] = $4; d99[$1] = $7 } if ($2 in ref) { r[$2, $1] = $3 } if ($2 == "caddy") ccpu[$1] = $9 }
 BEGIN { ref["nginx"] = ref["caddy"] = ref["portkey"] = ref["serverproxy"] = 1 }
 function vs(peer, k, i) { return r[peer, k] && name[i] != "direct" ? sprintf("%.2f", rps[i] / r[peer, k]) : "-" }
 END {
-	print "| load | through | req/s | p50 | p99 | added p50 | added p99 | vs nginx | vs Caddy | vs Portkey | vs serverproxy | CPU per request | CPU vs Caddy |"
-	print "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+	print "| load | through | req/s | req/s, rounds | p50 | p99 | added p50 | added p99 | vs nginx | vs Caddy | vs Portkey | vs serverproxy | CPU per request | CPU vs Caddy |"
+	print "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 	for (i = 1; i <= NR; i++) {
 		k = kind[i]; a50 = p50[i] - d50[k]; a99 = p99[i] - d99[k]
 		if (name[i] == "direct") { a50s = "-"; a99s = "-" } else { a50s = sprintf("%d µs", a50); a99s = sprintf("%d µs", a99) }
 		cvs = ccpu[k] && name[i] != "direct" ? sprintf("%.2f", cpu[i] / ccpu[k]) : "-"
-		printf "| %s | %s | %d | %d µs | %d µs | %s | %s | %s | %s | %s | %s | %.1f µs | %s |%s\n", k, name[i], rps[i], p50[i], p99[i], a50s, a99s,
+		printf "| %s | %s | %d | %d-%d | %d µs | %d µs | %s | %s | %s | %s | %s | %s | %.1f µs | %s |%s\n", k, name[i], rps[i], lo[i], hi[i], p50[i], p99[i], a50s, a99s,
 			vs("nginx", k, i), vs("caddy", k, i), vs("portkey", k, i), vs("serverproxy", k, i), cpu[i], cvs, bad[i] ? " " bad[i] " non-2xx" : ""
 	}
 }' "$out/load.txt" | tee "$out/load.md"

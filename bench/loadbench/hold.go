@@ -47,6 +47,9 @@ type heldStream struct {
 }
 
 func (h holdRun) run() error {
+	if h.hold < 3*time.Second {
+		return fmt.Errorf("holdstreams: -hold %v is too short; want 3s or more, to see the events of the last 2 s", h.hold)
+	}
 	rssBefore, gBefore := rss(h.pid), goroutines(h.goroutines)
 	client := &http.Client{Transport: &http.Transport{
 		MaxIdleConnsPerHost: h.n, DisableCompression: true,
@@ -89,20 +92,16 @@ func (h holdRun) run() error {
 // must not hold the run for openTimeout a stream.
 func (h holdRun) open(client *http.Client) (held []*heldStream, failed int) {
 	var (
-		mu    sync.Mutex
-		wg    sync.WaitGroup
-		gate  = make(chan struct{}, 16)
-		first sync.Once
+		mu     sync.Mutex
+		wg     sync.WaitGroup
+		gate   = make(chan struct{}, 16)
+		gaveUp atomic.Bool
 	)
-	var gaveUp atomic.Bool // after the first failure no more are opened: all count as failed
-	for range h.n {
+	started := 0
+	for ; started < h.n; started++ {
 		gate <- struct{}{}
 		if gaveUp.Load() {
-			<-gate
-			mu.Lock()
-			failed++
-			mu.Unlock()
-			continue
+			break
 		}
 		wg.Add(1)
 		go func() {
@@ -112,16 +111,17 @@ func (h holdRun) open(client *http.Client) (held []*heldStream, failed int) {
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
+				if !gaveUp.Swap(true) {
+					log.Printf("holdstreams: first failure, no more opened: %v", err)
+				}
 				failed++
-				gaveUp.Store(true)
-				first.Do(func() { log.Printf("holdstreams: first failure, no more opened: %v", err) })
 				return
 			}
 			held = append(held, s)
 		}()
 	}
 	wg.Wait()
-	return held, failed
+	return held, failed + h.n - started
 }
 
 // openTimeout bounds each step of a stream's opening (dial, headers, first

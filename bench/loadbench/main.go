@@ -24,8 +24,9 @@
 // and prints the growth of the proxy's resident memory and of its
 // goroutines per stream, the time to each stream's first byte, and the
 // streams dropped; then it closes them and, for the gateway, checks that
-// nothing is left in flight (hold.go). rate sends chat completions (or streams,
-// with -stream) at a fixed rate and prints their latency percentiles.
+// nothing is left in flight (hold.go). rate sends chat completions (or
+// streams, with -stream) at a fixed rate and prints their latency
+// percentiles.
 package main
 
 import (

@@ -220,8 +220,8 @@ func watchConfig(ctx context.Context, path string, opts pool.ParseOptions, reg *
 }
 
 // newMux serves the gateway, its upstream calls sent by rt (nil: the
-// gateway's default client), with /metrics (Prometheus) and /status (a page of the
-// pools' state) beside it.
+// gateway's default client), with /metrics (Prometheus) and /status (a
+// page of the pools' state) beside it.
 func newMux(reg *pool.Registry, rt http.RoundTripper, log *slog.Logger) *http.ServeMux {
 	metrics := prometheus.NewRegistry()
 	metrics.MustRegister(poolprom.New(reg))
