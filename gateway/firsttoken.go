@@ -69,11 +69,35 @@ func leadFrame(resp *http.Response) (bool, error) {
 		buf = buf[:len(buf)+n]
 		found = hasDataFrame(buf)
 	}
-	resp.Body = readCloser{io.MultiReader(bytes.NewReader(buf), body), body}
+	resp.Body = readCloser{&prefixed{buf, body}, body}
 	if err == io.EOF {
 		err = nil
 	}
 	return found, err
+}
+
+// prefixed reads head, then rest. Once head is read, it lets go of it.
+type prefixed struct {
+	head []byte
+	rest io.Reader
+}
+
+func (p *prefixed) Read(b []byte) (int, error) {
+	if len(p.head) == 0 {
+		return p.rest.Read(b)
+	}
+	n := copy(b, p.head)
+	p.head = p.head[n:]
+	if len(p.head) == 0 {
+		p.head = nil
+	}
+	return n, nil
+}
+
+func (p *prefixed) waitReadable() {
+	if len(p.head) == 0 {
+		waitReadable(p.rest)
+	}
 }
 
 // hasDataFrame reports whether the complete lines of b hold a data line

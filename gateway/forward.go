@@ -31,8 +31,7 @@ type failure struct {
 // status the pool does not fall back on, and writes that answer, or else
 // the last failure.
 func (h *Handler) forward(w http.ResponseWriter, r *http.Request, req *request) {
-	pl := req.adm.Pool
-	clock := pl.Clock()
+	clock := req.adm.Pool.Clock()
 	var last *failure      // nil: no provider had room
 	var firstFail *Attempt // the first attempt that fell back, for a rescue
 	it := h.walk(r, req)
@@ -41,24 +40,11 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, req *request) 
 		if !ok {
 			break
 		}
-		at := &attempt{sel: sel, obs: it.Observe(sel), deadline: firstTokenDeadline(pl, req, it.Last())}
+		at := begin(it, sel, req)
 		f, status, err := h.try(w, r, req, at)
-		at.obs.Close()
-		fellBack := f != nil && fallsBack(pl, req, f, err)
-		sel.Report(outcome(status, err))
-		sel.Close() // before any backoff: a waiting request holds no slot
-		a := Attempt{Alias: req.adm.Alias, Provider: sel.Index, Status: status, Err: err,
-			Duration: clock.Now().Sub(at.start), FellBack: fellBack, Panic: sel.Panic(),
-			FirstToken: at.firstToken, FirstTokenTimedOut: at.timedOut, Dispatched: req.dispatched}
-		if fellBack {
-			a.Backoff = it.Backoff()
-		}
-		if f == nil && err == nil && status/100 == 2 {
-			a.RescuedFrom = firstFail
-		}
-		h.report(a, sel.Target)
-		if fellBack && firstFail == nil {
-			firstFail = &a
+		a := h.end(it, req, at, f, status, err, firstFail)
+		if a.FellBack && firstFail == nil {
+			firstFail = a
 		}
 		if f == nil {
 			if errors.Is(err, ErrUpstreamBrokeOff) && r.Context().Err() == nil {
@@ -67,7 +53,7 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, req *request) 
 			return // answered, or the client has left
 		}
 		last = f
-		if !fellBack {
+		if !a.FellBack {
 			break
 		}
 		if err := sleep(r.Context(), clock, a.Backoff); errors.Is(err, context.Canceled) {
@@ -76,10 +62,37 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, req *request) 
 			break // no time left for another attempt: answer with this one
 		}
 	}
-	if last == nil {
-		last = &failure{own: errAllBusy()}
-	}
 	h.writeFailure(w, last)
+}
+
+// begin starts an attempt of the walk it at sel, with the first-token
+// deadline and observation its pool asks for.
+func begin(it *pool.SelectIter, sel pool.Selection, req *request) *attempt {
+	return &attempt{sel: sel, obs: it.Observe(sel), deadline: firstTokenDeadline(req.adm.Pool, req, it.Last())}
+}
+
+// end ends the attempt at, which try gave f, status and err: it frees
+// its slot, tells the pool how it went and reports it. firstFail is the
+// walk's first attempt that fell back, if any, which an answer rescued.
+// (A function of its own, so that none of this takes room on the stack
+// under try, where a stream is held for as long as it lasts.)
+func (h *Handler) end(it *pool.SelectIter, req *request, at *attempt, f *failure, status int, err error, firstFail *Attempt) *Attempt {
+	sel := at.sel
+	at.obs.Close()
+	fellBack := f != nil && fallsBack(req.adm.Pool, req, f, err)
+	sel.Report(outcome(status, err))
+	sel.Close() // before any backoff: a waiting request holds no slot
+	a := &Attempt{Alias: req.adm.Alias, Provider: sel.Index, Status: status, Err: err,
+		Duration: req.adm.Pool.Clock().Now().Sub(at.start), FellBack: fellBack, Panic: sel.Panic(),
+		FirstToken: at.firstToken, FirstTokenTimedOut: at.timedOut, Dispatched: req.dispatched}
+	if fellBack {
+		a.Backoff = it.Backoff()
+	}
+	if f == nil && err == nil && status/100 == 2 {
+		a.RescuedFrom = firstFail
+	}
+	h.report(*a, sel.Target)
+	return a
 }
 
 // walk returns the walk of the request's pool, told what the pool's
@@ -151,7 +164,7 @@ func sleep(ctx context.Context, clock pool.Clock, d time.Duration) error {
 func (h *Handler) try(w http.ResponseWriter, r *http.Request, req *request, at *attempt) (*failure, int, error) {
 	t := at.sel.Target
 	if t.RateLimiter != nil && !t.RateLimiter.Allow() {
-		return &failure{own: errProviderRate(pool.RateLimitDelay(t.RateLimiter))}, 0, ErrProviderRateLimited
+		return rateLimited(t), 0, ErrProviderRateLimited
 	}
 	resp, f, err := h.call(r, req, at)
 	if resp == nil {
@@ -159,25 +172,52 @@ func (h *Handler) try(w http.ResponseWriter, r *http.Request, req *request, at *
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
-		if wait, ok := RetryAfter(resp.Header, req.adm.Pool.Clock().Now()); ok {
-			at.sel.CoolDown(wait)
-		}
+		coolDown(req, at, resp)
 	}
-	opts := responseOptions(r, req, t)
 	if fallsBackOnStatus(req, resp.StatusCode) {
-		body, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBodyBytes))
-		return &failure{resp: resp, body: body, opts: opts}, resp.StatusCode, nil
+		return fellBackOn(r, req, t, resp), resp.StatusCode, nil
 	}
-	if !req.tokens {
-		return nil, resp.StatusCode, CopyResponse(w, resp, opts)
+	if req.tokens {
+		return nil, resp.StatusCode, copySettling(w, r, req, t, resp)
 	}
+	return nil, resp.StatusCode, CopyResponse(w, resp, responseOptions(r, req, t))
+}
+
+// The helpers of try below are functions of their own so that try's
+// frame, on the stack under a stream for as long as the stream lasts,
+// holds nothing of theirs.
+
+// rateLimited is the failure of a provider over its own rate limit.
+func rateLimited(t *pool.Target) *failure {
+	return &failure{own: errProviderRate(pool.RateLimitDelay(t.RateLimiter))}
+}
+
+// coolDown rests the provider of at for as long as resp's Retry-After
+// asks, if it does.
+func coolDown(req *request, at *attempt, resp *http.Response) {
+	if wait, ok := RetryAfter(resp.Header, req.adm.Pool.Clock().Now()); ok {
+		at.sel.CoolDown(wait)
+	}
+}
+
+// fellBackOn returns the failure of an answer the pool falls back on,
+// with its body read (up to maxErrorBodyBytes) to write it if it is the
+// last.
+func fellBackOn(r *http.Request, req *request, t *pool.Target, resp *http.Response) *failure {
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBodyBytes))
+	return &failure{resp: resp, body: body, opts: responseOptions(r, req, t)}
+}
+
+// copySettling copies the answer as CopyResponse does, and settles the
+// request's token reservation with the usage it reports.
+func copySettling(w http.ResponseWriter, r *http.Request, req *request, t *pool.Target, resp *http.Response) error {
 	tap := newUsageReader(resp.Body, isEventStream(resp.Header), req.stripUsage)
 	resp.Body = readCloser{tap, resp.Body}
-	err = CopyResponse(w, resp, opts)
+	err := CopyResponse(w, resp, responseOptions(r, req, t))
 	if used, ok := tap.usage(); ok {
 		req.adm.SettleTokens(used)
 	}
-	return nil, resp.StatusCode, err
+	return err
 }
 
 // call sends the request of at and waits for the answer's headers and,
@@ -253,6 +293,8 @@ type readCloser struct {
 	io.Closer
 }
 
+func (rc readCloser) waitReadable() { waitReadable(rc.Reader) }
+
 // responseOptions are the options of CopyResponse for an answer of t: its
 // trust is its own trusted setting, else its pool's.
 func responseOptions(r *http.Request, req *request, t *pool.Target) ResponseOptions {
@@ -277,8 +319,12 @@ func fallsBack(pl *pool.ProviderPool, req *request, f *failure, err error) bool 
 }
 
 // writeFailure writes the failure of the last try: the upstream's answer,
-// treated as any answer is, or the gateway's own error.
+// treated as any answer is, or the gateway's own error; nil, when no
+// provider had room, is the error that all are busy.
 func (h *Handler) writeFailure(w http.ResponseWriter, f *failure) {
+	if f == nil {
+		f = &failure{own: errAllBusy()}
+	}
 	if f.own != nil {
 		writeOwnError(w, f.own, nil)
 		return

@@ -92,42 +92,53 @@ type Handler struct {
 
 // ServeHTTP serves one request; see [Handler].
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	req := h.admitted(w, r)
+	if req == nil {
+		return
+	}
+	defer req.adm.Close()
+	h.forward(w, r, req)
+}
+
+// admitted reads and admits the request; or else it answers it, and
+// returns nil. (Apart from ServeHTTP, so that none of this takes room on
+// the stack under forward, where a stream is held for as long as it
+// lasts.)
+func (h *Handler) admitted(w http.ResponseWriter, r *http.Request) *request {
 	if h.Registry == nil || h.Registry.Config() == nil {
 		apiError(http.StatusServiceUnavailable, "service_unavailable", "server_error",
 			"The gateway has no configuration loaded yet; try again shortly.").ServeHTTP(w, r)
-		return
+		return nil
 	}
 	if r.Method == http.MethodGet {
 		switch path := strings.TrimSuffix(r.URL.Path, "/"); {
 		case path == pathModels:
 			h.listModels(w)
-			return
+			return nil
 		case strings.HasPrefix(path, pathModels+"/"):
 			h.getModel(w, strings.TrimPrefix(path, pathModels+"/"))
-			return
+			return nil
 		}
 	}
 	strict := h.Registry.Config().StrictMode
 	if strict && (r.Method != http.MethodPost || !strictPath(r.URL.Path)) {
 		apiError(http.StatusNotFound, "not_found", "invalid_request_error",
 			"This gateway serves only POST /v1/chat/completions, /v1/embeddings, /v1/responses and GET /v1/models.").ServeHTTP(w, r)
-		return
+		return nil
 	}
 	req, aerr := h.readRequest(w, r)
 	if aerr == nil && strict {
 		aerr = validateRequest(r.URL.Path, req.body)
 	}
+	if aerr == nil {
+		req.strict = strict
+		aerr = h.admit(r, req)
+	}
 	if aerr != nil {
 		h.refuse(w, r, aerr)
-		return
+		return nil
 	}
-	req.strict = strict
-	if aerr := h.admit(r, req); aerr != nil {
-		h.refuse(w, r, aerr)
-		return
-	}
-	defer req.adm.Close()
-	h.forward(w, r, req)
+	return req
 }
 
 // admit admits the request, holds its in-flight slot and reserves its

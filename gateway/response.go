@@ -68,10 +68,17 @@ func CopyResponse(w http.ResponseWriter, resp *http.Response, opts ResponseOptio
 		return copyError(w, resp, opts)
 	}
 	stream := isEventStream(resp.Header)
-	if !sanitizes(opts.Path, opts.Sanitize, opts.Strict) {
-		writeHeader(w, resp, opts, stream)
-		return copyFlushing(w, resp.Body, stream)
+	if sanitizes(opts.Path, opts.Sanitize, opts.Strict) {
+		return copySanitized(w, resp, opts, stream)
 	}
+	writeHeader(w, resp, opts, stream)
+	return copyFlushing(w, resp.Body, stream)
+}
+
+// copySanitized is CopyResponse for an answer to re-encode. It is a
+// function of its own so that the stack under a stream copied as it came,
+// held for as long as the stream lasts, has no room for its closures.
+func copySanitized(w http.ResponseWriter, resp *http.Response, opts ResponseOptions, stream bool) error {
 	created := clockOr(opts.Clock).Now().Unix()
 	if stream {
 		writeHeader(w, resp, opts, true)

@@ -113,9 +113,9 @@ func writeEvent(w io.Writer, data []byte) error {
 }
 
 // The buffers of copyFlushing, recycled, as they would otherwise be the
-// largest allocation of a request. A stream's buffer is small: it is held
-// for as long as the stream lasts, which may be minutes, and its events
-// are small; the transport under it buffers reads already.
+// largest allocation of a request. A stream's buffer is small, as its
+// events are, and taken only while an event is read and written: a stream
+// held open waits for its next event holding none.
 var (
 	bodyBuffers   = sync.Pool{New: func() any { return new([32 << 10]byte) }}
 	streamBuffers = sync.Pool{New: func() any { return new([4 << 10]byte) }}
@@ -127,35 +127,74 @@ var (
 // as it is.
 func copyFlushing(w http.ResponseWriter, body io.Reader, flush bool) error {
 	if flush {
-		bp := streamBuffers.Get().(*[4 << 10]byte)
-		defer streamBuffers.Put(bp)
-		return copyThrough(w, body, bp[:], true)
+		return copyStream(w, body)
 	}
-	bp := bodyBuffers.Get().(*[32 << 10]byte)
-	defer bodyBuffers.Put(bp)
-	return copyThrough(w, body, bp[:], false)
+	return copyBody(w, body)
 }
 
-// copyThrough is copyFlushing with buf.
-func copyThrough(w http.ResponseWriter, body io.Reader, buf []byte, flush bool) error {
-	rc := http.NewResponseController(w)
+// copyBody is copyFlushing of a body that is not flushed as it goes.
+func copyBody(w http.ResponseWriter, body io.Reader) error {
+	bp := bodyBuffers.Get().(*[32 << 10]byte)
+	defer bodyBuffers.Put(bp)
 	for {
-		n, err := body.Read(buf)
+		n, err := body.Read(bp[:])
 		if n > 0 {
-			if _, werr := w.Write(buf[:n]); werr != nil {
+			if _, werr := w.Write(bp[:n]); werr != nil {
 				return werr
 			}
-			if flush {
-				if ferr := rc.Flush(); ferr != nil {
-					return ferr
-				}
-			}
-		}
-		if err == io.EOF {
-			return nil
 		}
 		if err != nil {
-			return fmt.Errorf("%w: %v", ErrUpstreamBrokeOff, err)
+			return readEnd(err)
 		}
+	}
+}
+
+// copyStream is copyFlushing of a stream. Before each read it waits, if
+// body can ([readWaiter]), until the read will not block, and only then
+// takes a buffer.
+func copyStream(w http.ResponseWriter, body io.Reader) error {
+	rc := http.NewResponseController(w)
+	for {
+		waitReadable(body)
+		bp := streamBuffers.Get().(*[4 << 10]byte)
+		n, err := body.Read(bp[:])
+		var werr error
+		if n > 0 {
+			_, werr = w.Write(bp[:n]) // which copies what it keeps
+		}
+		streamBuffers.Put(bp)
+		if werr == nil && n > 0 {
+			werr = rc.Flush()
+		}
+		if werr != nil {
+			return werr
+		}
+		if err != nil {
+			return readEnd(err)
+		}
+	}
+}
+
+// readEnd is what a copy returns for the read error err of its body: nil
+// for its end, else err wrapped in ErrUpstreamBrokeOff.
+func readEnd(err error) error {
+	if err == io.EOF {
+		return nil
+	}
+	return fmt.Errorf("%w: %v", ErrUpstreamBrokeOff, err)
+}
+
+// readWaiter is a body that can wait until a Read of it will not block
+// (or not for long), holding no buffer of the reader's meanwhile: the
+// bodies of Transport, and the gateway's readers over them. What ends
+// the wait early, an error or the body's end, the next Read returns.
+type readWaiter interface {
+	waitReadable()
+}
+
+// waitReadable is r's waitReadable, if it has one.
+func waitReadable(r io.Reader) {
+	if rw, ok := r.(readWaiter); ok {
+		rw.waitReadable()
 	}
 }

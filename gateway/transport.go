@@ -283,8 +283,27 @@ func (t *Transport) conn(ctx context.Context, req *http.Request, key connKey) (*
 	}
 }
 
-// dial opens a connection to req's upstream, with TLS for https.
+// dial opens a connection to req's upstream, with TLS for https, on a
+// goroutine of its own, which it waits for. Dialing and the TLS handshake
+// go deep into the stack, twice as deep as the rest of a request's way
+// through Handler: run on the caller's goroutine, they would double its
+// stack for as long as it lives, which for a stream held open is minutes.
 func (t *Transport) dial(ctx context.Context, req *http.Request, key connKey) (*upstreamConn, error) {
+	type dialed struct {
+		c   *upstreamConn
+		err error
+	}
+	done := make(chan dialed, 1)
+	go func() {
+		c, err := t.dialHere(ctx, req, key)
+		done <- dialed{c, err}
+	}()
+	d := <-done
+	return d.c, d.err
+}
+
+// dialHere is dial, on the caller's goroutine.
+func (t *Transport) dialHere(ctx context.Context, req *http.Request, key connKey) (*upstreamConn, error) {
 	dial := t.DialContext
 	if dial == nil {
 		dial = defaultDialer.DialContext

@@ -54,6 +54,19 @@ func (b *transportBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// waitReadable waits until the connection's buffer has something for the
+// next Read, reading into it if it has nothing: a read of the body then
+// finds its bytes there, and a stream held open waits for its next event
+// in the connection's buffer, which it holds anyway, rather than in its
+// reader's. It reads nothing past the body: the body's last bytes come
+// with io.EOF (net/http's reader of a body gives its end with them, or
+// with the chunk that ends it), and after that no Read waits.
+func (b *transportBody) waitReadable() {
+	if b.state.Load() == bodyOpen {
+		b.c.br.Peek(1) // an error is the next Read's, which reads again
+	}
+}
+
 // Close closes the body and, unless it was read to the end, its
 // connection.
 func (b *transportBody) Close() error {

@@ -267,6 +267,8 @@ type cancelOnClose struct {
 	cancel context.CancelCauseFunc
 }
 
+func (c *cancelOnClose) waitReadable() { waitReadable(c.ReadCloser) }
+
 func (c *cancelOnClose) Close() error {
 	err := c.ReadCloser.Close()
 	c.cancel(nil)

@@ -28,12 +28,19 @@ type usageReader struct {
 	over bool   // JSON: the body outgrew maxUsageBodyBytes
 	raw  bool   // a stream: an event outgrew maxEventBytes, and the rest passes unread
 	out  []byte // a stream: events ready to hand out
-	read []byte // a stream: the buffer reads from body go into
 	err  error  // a stream: the read error to hand out after out
 }
 
 func newUsageReader(body io.Reader, stream, strip bool) *usageReader {
 	return &usageReader{body: body, stream: stream, strip: strip}
+}
+
+// waitReadable waits, if the body can, until a stream's next Read will
+// not block: at once when an event is ready to hand out.
+func (u *usageReader) waitReadable() {
+	if u.stream && len(u.out) == 0 && u.err == nil {
+		waitReadable(u.body)
+	}
 }
 
 // usage returns the answer's total_tokens, if it reported them.
@@ -75,16 +82,16 @@ func (u *usageReader) readJSON(p []byte) (int, error) {
 // fill reads once from a stream's body and moves the events it completes
 // to out.
 func (u *usageReader) fill() {
-	if u.read == nil {
-		u.read = make([]byte, 4<<10)
-	}
-	n, err := u.body.Read(u.read)
+	waitReadable(u.body)
+	bp := streamBuffers.Get().(*[4 << 10]byte)
+	n, err := u.body.Read(bp[:])
 	if u.raw {
-		u.out = append(u.out, u.read[:n]...)
+		u.out = append(u.out, bp[:n]...)
 	} else {
-		u.buf = append(u.buf, u.read[:n]...)
+		u.buf = append(u.buf, bp[:n]...)
 		u.events()
 	}
+	streamBuffers.Put(bp)
 	if err != nil {
 		if len(u.buf) > 0 { // an event not closed by a blank line still counts
 			u.event(u.buf)
