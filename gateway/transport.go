@@ -31,7 +31,7 @@ import (
 // response where RoundTrip is called, and the response body reads straight
 // from the connection. Behind a [Handler], on bench/load.sh's loads, that
 // served 1.1-1.4x the chat completions a second, and a held stream 2
-// goroutines and 44 KiB of resident memory rather than 4 and 63 KiB
+// goroutines and 37 KiB of resident memory rather than 4 and 59 KiB
 // (BENCHMARKS.md has the figures).
 //
 // What it leaves out, so that it stays small enough to trust: HTTP/2 (an
