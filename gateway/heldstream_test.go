@@ -112,6 +112,9 @@ func TestHeldStreamCost(t *testing.T) {
 	t.Logf("per held stream: upstream %.1f goroutines, %.1f KiB stack, %.1f KiB heap; gateway %.1f goroutines, %.1f KiB stack, %.1f KiB heap",
 		direct.goroutines, direct.stack/1024, direct.heap/1024, gateway.goroutines, gateway.stack/1024, gateway.heap/1024)
 	require.InDelta(t, 2, gateway.goroutines, 0.1, "goroutines per held stream")
-	require.LessOrEqual(t, gateway.stack, 10.5*1024, "stack bytes per held stream")
+	// 10 KiB, and room for the few stacks of the servers' own that grow
+	// meanwhile (up to 0.6 KiB a stream over runs), far below the 18 KiB
+	// of stacks grown to 16.
+	require.LessOrEqual(t, gateway.stack, 12.0*1024, "stack bytes per held stream")
 	require.LessOrEqual(t, gateway.heap, 25.0*1024, "heap bytes per held stream")
 }
