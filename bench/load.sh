@@ -110,7 +110,7 @@ portkey_header="x-portkey-config: $(cat "$work/portkey.json")"
 # start NAME starts the proxy NAME on a free port: port[NAME] is where it
 # listens, proc[NAME] the process whose CPU time and memory are its own,
 # goroutines[NAME] its goroutine profile (for the Go ones). "direct" is
-# the first upstream itself.
+# the first upstream itself; "upstream" is a mock upstream of its own.
 declare -A port proc goroutines
 start() {
 	if [ "$1" = direct ]; then port[direct]=$up1; proc[direct]=${pids[0]}; return; fi
@@ -132,8 +132,9 @@ start() {
 	pids+=($!); proc[$1]=$!
 	wait_port "$p"
 }
-# stop NAME ends the process that start NAME started.
+# stop NAME ends the process that start NAME started, if it did.
 stop() {
+	[ -n "${proc[$1]:-}" ] || return 0
 	kill "${proc[$1]}" 2>/dev/null || true
 	wait "${proc[$1]}" 2>/dev/null || true
 }
@@ -274,8 +275,11 @@ leftt=$(curl -s "http://127.0.0.1:${port[gateway-transport]}/inflight" 2>/dev/nu
 # Held streams: for each count, a fresh process of each proxy (so that no
 # earlier run's memory is counted), warmed by one request, then n streams
 # held through it for 4 s with an event a second (loadbench holdstreams).
+# The first row, "upstream", holds them at a fresh mock upstream itself:
+# net/http's server with a Handler that only writes the events, the floor
+# under any Handler's cost, a proxy's before its upstream connection.
 # hold.txt: n name n held dropped rss_KiB goroutines ttfb_p50 ttfb_p99 left
-holders="gateway-transport gateway serverproxy reverseproxy caddy nginx haproxy portkey"
+holders="upstream gateway-transport gateway serverproxy reverseproxy caddy nginx haproxy portkey"
 : > "$out/hold.txt"; hold_note=""
 for n in ${HOLD:-1000 10000}; do
 	if [ "$n" -gt "$max_streams" ]; then
@@ -310,20 +314,24 @@ END {
 	}
 }' "$out/load.txt" | tee "$out/load.md"
 echo
-echo "At a fixed rate ($rate_chat chat completions or $rate_stream streams per second, 64 connections, loadbench rate, $rate_for s, median of 3 rounds):"
-# rate.txt: kind name rate count seconds p50 p90 p99 p99.9 failed
+echo "At a fixed rate ($rate_chat chat completions or $rate_stream streams per second, 64 connections, loadbench rate, $rate_for s, median of 3 rounds; added is each round's against direct's in that round, the median and the rounds' lowest and highest):"
+# rate.txt: kind name rate count seconds p50 p90 p99 p99.9 failed, each
+# kind's rounds in turn, every round beginning with direct.
 awk -v want="$rate_for" "$median_awk"'
 { k = $1 " " $2; if (!(k in rate)) order[++rows] = k
-  rate[k] = $3; p50[k] = p50[k] " " $6; p99[k] = p99[k] " " $8; failed[k] += $10; if ($5 > want * 1.05) late[k]++ }
+  if ($2 == "direct") { d50 = $6; d99 = $8 }
+  rate[k] = $3; p50[k] = p50[k] " " $6; p99[k] = p99[k] " " $8; failed[k] += $10; if ($5 > want * 1.05) late[k]++
+  a50[k] = a50[k] " " ($6 - d50); a99[k] = a99[k] " " ($8 - d99)
+  if (!(k in lo) || $6 - d50 < lo[k]) lo[k] = $6 - d50; if (!(k in hi) || $6 - d50 > hi[k]) hi[k] = $6 - d50 }
 END {
-	print "| load | through | rate/s | p50 | p99 | added p50 | added p99 | failed | rounds behind schedule |"
-	print "|---|---|---|---|---|---|---|---|---|"
-	for (i = 1; i <= rows; i++) { k = order[i]; m50[k] = median(p50[k]); m99[k] = median(p99[k]) }
+	print "| load | through | rate/s | p50 | p99 | added p50 | added p50, rounds | added p99 | failed | rounds behind schedule |"
+	print "|---|---|---|---|---|---|---|---|---|---|"
 	for (i = 1; i <= rows; i++) {
-		k = order[i]; split(k, kn, " "); d = kn[1] " direct"
-		added50 = k == d ? "-" : sprintf("%d µs", m50[k] - m50[d])
-		added99 = k == d ? "-" : sprintf("%d µs", m99[k] - m99[d])
-		printf "| %s | %s | %d | %d µs | %d µs | %s | %s | %d | %d |\n", kn[1], kn[2], rate[k], m50[k], m99[k], added50, added99, failed[k], late[k]
+		k = order[i]; split(k, kn, " "); direct = kn[2] == "direct"
+		added50 = direct ? "-" : sprintf("%d µs", median(a50[k]))
+		range50 = direct ? "-" : sprintf("%d to %d µs", lo[k], hi[k])
+		added99 = direct ? "-" : sprintf("%d µs", median(a99[k]))
+		printf "| %s | %s | %d | %d µs | %d µs | %s | %s | %s | %d | %d |\n", kn[1], kn[2], rate[k], median(p50[k]), median(p99[k]), added50, range50, added99, failed[k], late[k]
 	}
 }' "$out/rate.txt" | tee "$out/rate.md"
 echo "requests and slots in flight in the gateway after the runs: $left (over gateway.Transport: $leftt)"
@@ -372,11 +380,11 @@ echo "wrote bench/out/latency.png"
 cp "$out/latency.png" docs/load-latency.png
 {
 	cat "$out/label.txt"; echo; cat "$out/load.md"; echo
-	echo "At a fixed rate ($rate_chat chat completions or $rate_stream streams per second, 64 connections, \`loadbench rate\`, $rate_for s, median of 3 rounds):"
+	echo "At a fixed rate ($rate_chat chat completions or $rate_stream streams per second, 64 connections, \`loadbench rate\`, $rate_for s, median of 3 rounds; added is each round's against direct's in that round, its median and the rounds' lowest and highest):"
 	echo; cat "$out/rate.md"; echo
 	echo "Requests and slots in flight in the gateway after the runs: $left (over gateway.Transport: $leftt)."
 	echo
-	echo "Held streams (\`loadbench holdstreams\`), an event a second from the upstream, each count through a fresh process of each proxy; memory is the growth of its resident set, first byte the time from a stream's request to it, while they open 16 at a time:$hold_note"
+	echo "Held streams (\`loadbench holdstreams\`), an event a second from the upstream, each count through a fresh process of each proxy (upstream: at a fresh mock upstream itself, net/http's server with nothing behind it); memory is the growth of its resident set, first byte the time from a stream's request to it, while they open 16 at a time:$hold_note"
 	echo; cat "$out/hold.md"; echo
 	echo "![Chat completion latency percentiles through each proxy, saturated and at a fixed rate](docs/load-latency.png)"
 } > "$out/block.md"
