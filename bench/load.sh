@@ -314,15 +314,16 @@ END {
 	}
 }' "$out/load.txt" | tee "$out/load.md"
 echo
-echo "At a fixed rate ($rate_chat chat completions or $rate_stream streams per second, 64 connections, loadbench rate, $rate_for s, median of 3 rounds; added is each round's against direct's in that round, the median and the rounds' lowest and highest):"
+rate_label="At a fixed rate ($rate_chat chat completions or $rate_stream streams per second, 64 connections, \`loadbench rate\`, $rate_for s, median of 3 rounds; added is each round's against direct's in that round, its median and the rounds' lowest and highest):"
+echo "$rate_label"
 # rate.txt: kind name rate count seconds p50 p90 p99 p99.9 failed, each
 # kind's rounds in turn, every round beginning with direct.
 awk -v want="$rate_for" "$median_awk"'
 { k = $1 " " $2; if (!(k in rate)) order[++rows] = k
   if ($2 == "direct") { d50 = $6; d99 = $8 }
   rate[k] = $3; p50[k] = p50[k] " " $6; p99[k] = p99[k] " " $8; failed[k] += $10; if ($5 > want * 1.05) late[k]++
-  a50[k] = a50[k] " " ($6 - d50); a99[k] = a99[k] " " ($8 - d99)
-  if (!(k in lo) || $6 - d50 < lo[k]) lo[k] = $6 - d50; if (!(k in hi) || $6 - d50 > hi[k]) hi[k] = $6 - d50 }
+  a = $6 - d50; a50[k] = a50[k] " " a; a99[k] = a99[k] " " ($8 - d99)
+  if (!(k in lo) || a < lo[k]) lo[k] = a; if (!(k in hi) || a > hi[k]) hi[k] = a }
 END {
 	print "| load | through | rate/s | p50 | p99 | added p50 | added p50, rounds | added p99 | failed | rounds behind schedule |"
 	print "|---|---|---|---|---|---|---|---|---|---|"
@@ -380,7 +381,7 @@ echo "wrote bench/out/latency.png"
 cp "$out/latency.png" docs/load-latency.png
 {
 	cat "$out/label.txt"; echo; cat "$out/load.md"; echo
-	echo "At a fixed rate ($rate_chat chat completions or $rate_stream streams per second, 64 connections, \`loadbench rate\`, $rate_for s, median of 3 rounds; added is each round's against direct's in that round, its median and the rounds' lowest and highest):"
+	echo "$rate_label"
 	echo; cat "$out/rate.md"; echo
 	echo "Requests and slots in flight in the gateway after the runs: $left (over gateway.Transport: $leftt)."
 	echo
