@@ -225,7 +225,7 @@ func copySettling(w http.ResponseWriter, r *http.Request, req *request, t *pool.
 // deadline, its first data frame. It returns the answer, or the failure
 // to record and why.
 func (h *Handler) call(r *http.Request, req *request, at *attempt) (*http.Response, *failure, error) {
-	ctx, cancel := context.WithCancelCause(r.Context())
+	ctx, cancel := attemptContext(r.Context(), at)
 	up, err := newUpstreamRequest(ctx, r, at.sel.Target, req.body, req.valid)
 	if err != nil {
 		cancel(nil)
@@ -264,6 +264,19 @@ func (h *Handler) call(r *http.Request, req *request, at *attempt) (*http.Respon
 		return nil, at.expired(resp), fmt.Errorf("%w after %v", ErrFirstTokenTimeout, at.deadline)
 	}
 	return resp, nil, nil
+}
+
+// attemptContext returns the context of the upstream call of at, and its
+// cancel function. Only a call that a timer may end, by its first-token
+// deadline or its provider's request_timeout, gets a context of its own;
+// any other runs in the client's, which ends it when the client leaves,
+// and its cancel function does nothing. A context of its own costs each
+// request a registration with the client's and half a dozen allocations.
+func attemptContext(client context.Context, at *attempt) (context.Context, context.CancelCauseFunc) {
+	if at.deadline > 0 || at.sel.Target.RequestTimeout > 0 {
+		return context.WithCancelCause(client)
+	}
+	return client, func(error) {}
 }
 
 // expired records that the first-token deadline of at expired, drops the

@@ -219,7 +219,9 @@ func Send(client *http.Client, req *http.Request, timeout time.Duration) (*http.
 // context.WithCancelCause from the client's request context, with cancel
 // its cancel function, and with the timeout timed on clock. The Handler
 // builds the upstream request with that context, which spares Send's copy
-// of the request, and times it on the pool's clock.
+// of the request, and times it on the pool's clock; for a call that no
+// timer ends, it passes the client's context and a cancel that does
+// nothing (attemptContext).
 func send(s sender, req *http.Request, cancel context.CancelCauseFunc, timeout time.Duration, clock pool.Clock) (*http.Response, error) {
 	ctx := req.Context()
 	var stop func() bool
