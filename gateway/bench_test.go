@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
 	"io"
@@ -198,6 +199,34 @@ func BenchmarkUpstreamClient(b *testing.B) {
 					b.Fatalf("read %d bytes of %d", n, len(answer))
 				}
 				resp.Body.Close()
+			}
+		})
+	}
+}
+
+// BenchmarkWriteRequest writes a Handler's upstream request, the SDK's
+// fields and a short chat body, as Transport does and as Request.Write
+// does: go test -run '^$' -bench WriteRequest -benchmem ./gateway.
+func BenchmarkWriteRequest(b *testing.B) {
+	body := `{"model":"m","stream":false,"messages":[{"role":"user","content":"Hi"}]}`
+	for _, w := range []struct {
+		name  string
+		write func(*bufio.Writer, *http.Request) error
+	}{
+		{"Transport", writeRequest},
+		{"Request.Write", func(bw *bufio.Writer, r *http.Request) error { return r.Write(bw) }},
+	} {
+		b.Run(w.name, func(b *testing.B) {
+			bw := bufio.NewWriter(io.Discard)
+			content := strings.NewReader(body)
+			req, _ := http.NewRequest(http.MethodPost, "http://upstream.test/v1/chat/completions", content)
+			req.Header = clientHeader
+			b.ReportAllocs()
+			for range b.N {
+				content.Reset(body) // the same request, its body unread
+				if err := w.write(bw, req); err != nil {
+					b.Fatal(err)
+				}
 			}
 		})
 	}
