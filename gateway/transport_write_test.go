@@ -6,11 +6,13 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/http/httptrace"
 	"net/url"
 	"strings"
 	"testing"
 
+	"github.com/onwardsgo/pool"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -188,4 +190,23 @@ func FuzzWriteRequest(f *testing.F) {
 			t.Fatalf("error %v, want %v", err, wantErr)
 		}
 	})
+}
+
+// The requests a Handler builds, with a body or without, a key or none,
+// are written by writeRequest itself: were one to fall back, Transport
+// would lose the saving without a test failing.
+func TestHandlerRequestsArePlain(t *testing.T) {
+	t.Parallel()
+	for _, body := range []string{`{"model":"m"}`, ""} {
+		for _, url := range []string{"http://127.0.0.1:8080/v1", "https://api.test:443/openai/v1?api-version=1"} {
+			tgt, err := pool.NewTarget(url)
+			require.NoError(t, err)
+			tgt.UpstreamKey = "sk-up"
+			client := httptest.NewRequest(http.MethodPost, "/v1/chat/completions", strings.NewReader(body))
+			client.Header = clientHeader.Clone()
+			up, err := newUpstreamRequest(client.Context(), client, tgt, []byte(body), true)
+			require.NoError(t, err)
+			assert.True(t, plainRequest(up), "body %q to %s", body, url)
+		}
+	}
 }
