@@ -254,7 +254,7 @@ func (c *upstreamConn) exchange(req *http.Request) (*http.Response, error) {
 		return nil, fmt.Errorf("gateway: write upstream request: %w", err)
 	}
 	for informational := 0; ; informational++ {
-		resp, err := http.ReadResponse(c.br, req)
+		resp, err := readResponse(c.br, req)
 		if err != nil {
 			return nil, fmt.Errorf("gateway: read upstream response: %w", err)
 		}

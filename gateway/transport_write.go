@@ -153,13 +153,7 @@ func fieldValue(v string) string {
 	if strings.IndexByte(v, '\r') >= 0 || strings.IndexByte(v, '\n') >= 0 {
 		v = newlineToSpace.Replace(v)
 	}
-	for len(v) > 0 && (v[0] == ' ' || v[0] == '\t') {
-		v = v[1:]
-	}
-	for len(v) > 0 && (v[len(v)-1] == ' ' || v[len(v)-1] == '\t') {
-		v = v[:len(v)-1]
-	}
-	return v
+	return trimSpace(v)
 }
 
 // writeBody writes req's body, which must hold req.ContentLength bytes,
