@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -226,6 +227,41 @@ func BenchmarkWriteRequest(b *testing.B) {
 				content.Reset(body) // the same request, its body unread
 				if err := w.write(bw, req); err != nil {
 					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkReadResponse reads an upstream's chat answer, as net/http's
+// server writes it, and its body, as Transport does and as ReadResponse
+// does: go test -run '^$' -bench ReadResponse -benchmem ./gateway.
+func BenchmarkReadResponse(b *testing.B) {
+	body := `{"id":"c","object":"chat.completion","created":0,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"Hello there"},"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":2,"total_tokens":5}}`
+	answer := "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nDate: Mon, 07 Dec 2026 02:00:00 GMT\r\n" +
+		"Content-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n" + body
+	for _, r := range []struct {
+		name string
+		read func(*bufio.Reader, *http.Request) (*http.Response, error)
+	}{
+		{"Transport", readResponse},
+		{"ReadResponse", http.ReadResponse},
+	} {
+		b.Run(r.name, func(b *testing.B) {
+			src := strings.NewReader(answer)
+			br := bufio.NewReaderSize(src, 4096)
+			req, _ := http.NewRequest(http.MethodPost, "http://upstream.test/v1/chat/completions", nil)
+			buf := make([]byte, 4096)
+			b.ReportAllocs()
+			for range b.N {
+				src.Reset(answer)
+				br.Reset(src)
+				resp, err := r.read(br, req)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if n, err := io.ReadFull(resp.Body, buf[:len(body)]); n != len(body) || err != nil {
+					b.Fatal(n, err)
 				}
 			}
 		})
