@@ -44,7 +44,9 @@ import (
 // A request goes out as [http.Request.Write] writes it, byte for byte.
 // One as Handler sends them (a body of known length, no trailer) is
 // written by Transport itself, at half of Request.Write's cost; any other,
-// by Request.Write.
+// by Request.Write. An answer is read as [http.ReadResponse] reads it:
+// a plain one (HTTP/1.1, one Content-Length, no Connection or
+// Transfer-Encoding field) by Transport itself, any other by ReadResponse.
 //
 // What net/http's Transport refuses, it refuses too, before any
 // connection: a scheme other than http and https, a method or header name
