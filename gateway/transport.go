@@ -202,7 +202,7 @@ func checkHeader(h http.Header) error {
 			return fmt.Errorf("gateway: invalid header field name %q", name)
 		}
 		for _, v := range values {
-			if strings.ContainsFunc(v, func(r rune) bool { return r < ' ' && r != '\t' || r == 0x7f }) {
+			if !validValue(v) {
 				return fmt.Errorf("gateway: invalid header field value for %q", name)
 			}
 		}

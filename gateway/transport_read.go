@@ -132,8 +132,9 @@ func plainField(name string) bool {
 	return true
 }
 
-// validValue reports whether ReadMIMEHeader takes v as a field value: no
-// control character but tab. Bytes past ASCII (obs-text) are taken.
+// validValue reports whether v is a field value that ReadMIMEHeader
+// takes and Request.Write sends as it is: no control character but tab.
+// Bytes past ASCII (obs-text) are taken.
 func validValue(v string) bool {
 	for i := 0; i < len(v); i++ {
 		if c := v[i]; c < ' ' && c != '\t' || c == 0x7f {
